@@ -1,0 +1,84 @@
+//! The command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "onnx-rewrite",
+    version,
+    about = "Graph-rewriting compiler passes for ONNX models"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply passes to a model and write the result.
+    Apply(ApplyArgs),
+    /// Print a model in ONNX text syntax (the form `onnx.printer.to_text` writes).
+    Print(PrintArgs),
+    /// Summarize a model: opsets, sizes, inputs and outputs, the op histogram.
+    Info(InfoArgs),
+    /// List the passes, one line each.
+    Passes,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Drop protobuf fields that the onnx 1.23.2 schema does not define (with a warning)
+    /// instead of refusing the model.
+    #[arg(long)]
+    pub allow_unknown_fields: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The model to read.
+    pub input: PathBuf,
+    /// Where to write the result (atomically: a temporary file renamed when complete).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Comma-separated passes to run, in order (`onnx-rewrite passes` lists them).
+    #[arg(long)]
+    pub passes: String,
+    /// Allow the output to replace the input file.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Where tensor data goes: as it was in the input (external stays external; everything goes
+    /// external past protobuf's 2 GiB limit), always external, or never.
+    #[arg(long, value_enum, default_value_t = ExternalData::AsLoaded)]
+    pub external_data: ExternalData,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExternalData {
+    AsLoaded,
+    Always,
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct PrintArgs {
+    pub input: PathBuf,
+    /// Print initializers with more than N elements as `dtype[shape] name` plus a content hash.
+    #[arg(long, value_name = "N")]
+    pub abbreviate_initializers: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    pub input: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}

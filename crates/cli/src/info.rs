@@ -1,0 +1,70 @@
+//! `onnx-rewrite info` and `onnx-rewrite passes`.
+
+use std::fmt::Write as _;
+
+use onnx_rewrite::info::ModelInfo;
+use onnx_rewrite::pipeline::PASSES;
+
+use crate::apply::load;
+use crate::args::InfoArgs;
+use crate::failure::Failure;
+use crate::print::write_stdout;
+
+pub fn run(args: &InfoArgs) -> Result<(), Failure> {
+    let model = load(&args.input, args.load.allow_unknown_fields)?;
+    let info = ModelInfo::of(&model);
+    if args.json {
+        let mut json =
+            serde_json::to_string_pretty(&info).map_err(|e| Failure::Input(e.to_string()))?;
+        json.push('\n');
+        return write_stdout(&json);
+    }
+    write_stdout(&human(&info))
+}
+
+fn human(info: &ModelInfo) -> String {
+    let mut s = String::new();
+    let opsets: Vec<String> = info
+        .opsets
+        .iter()
+        .map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d }))
+        .collect();
+    let _ = writeln!(s, "ir_version   {}", info.ir_version);
+    let _ = writeln!(s, "opsets       {}", opsets.join(", "));
+    let _ = writeln!(s, "producer     {}", info.producer);
+    let _ = writeln!(
+        s,
+        "graph        '{}': {} nodes ({} in all graphs), {} subgraphs, {} functions",
+        info.graph_name,
+        info.main_graph_nodes,
+        info.nodes,
+        info.subgraphs,
+        info.functions.len()
+    );
+    let _ = writeln!(
+        s,
+        "initializers {} ({} bytes, {} external)",
+        info.initializers, info.initializer_bytes, info.external_bytes
+    );
+    for (label, list) in [("input ", &info.inputs), ("output", &info.outputs)] {
+        for io in list {
+            let _ = writeln!(s, "{label}       {} {}", io.r#type, io.name);
+        }
+    }
+    let _ = writeln!(s, "ops");
+    let mut ops: Vec<(&String, &usize)> = info.ops.iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (op, count) in ops {
+        let _ = writeln!(s, "  {count:>6}  {op}");
+    }
+    s
+}
+
+pub fn list_passes() -> Result<(), Failure> {
+    let width = PASSES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let text: String = PASSES
+        .iter()
+        .map(|(name, summary)| format!("{name:<width$}  {summary}\n"))
+        .collect();
+    write_stdout(&text)
+}
