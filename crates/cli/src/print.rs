@@ -15,7 +15,10 @@ pub fn run(args: &PrintArgs) -> Result<(), Failure> {
     let options = PrintOptions {
         abbreviate_initializers_over: args.abbreviate_initializers,
     };
-    let text = text::print_model(&proto, &options);
+    let mut text = text::print_model(&proto, &options);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     write_stdout(&text)
 }
 

@@ -1,0 +1,1 @@
+BreducedJÖcAørŽAv:@AW$‘A
