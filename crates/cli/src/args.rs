@@ -48,12 +48,41 @@ pub struct ApplyArgs {
     /// Allow the output to replace the input file.
     #[arg(long)]
     pub in_place: bool,
+    /// Write what each pass did (nodes, rules, e-graph sizes, time, declines) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Exit 2 (and write no model) when a pass declined a node.
+    #[arg(long)]
+    pub strict: bool,
+    /// Do not print the per-pass table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Record every rule decision (applied, or declined and why) in the report.
+    #[arg(long)]
+    pub trace_rules: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Where tensor data goes: as it was in the input (external stays external; everything goes
     /// external past protobuf's 2 GiB limit), always external, or never.
     #[arg(long, value_enum, default_value_t = ExternalData::AsLoaded)]
     pub external_data: ExternalData,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+/// E-graph limits. Node and iteration limits decide the result; the time limit is a safety
+/// net whose hitting is an error (so output never depends on the machine's speed).
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// E-nodes an e-graph may grow to (default: 4 x the graph + 10,000).
+    #[arg(long, value_name = "N")]
+    pub egraph_node_limit: Option<usize>,
+    /// Rule-application rounds per graph.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub egraph_iter_limit: usize,
+    /// Seconds per graph before the pass fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    pub egraph_time_limit: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

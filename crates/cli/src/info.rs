@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use onnx_rewrite::info::ModelInfo;
-use onnx_rewrite::pipeline::PASSES;
+use onnx_rewrite::pipeline::registry;
 
 use crate::apply::load;
 use crate::args::InfoArgs;
@@ -61,8 +61,28 @@ fn human(info: &ModelInfo) -> String {
 }
 
 pub fn list_passes() -> Result<(), Failure> {
-    let width = PASSES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    let text: String = PASSES
+    let passes = registry();
+    let all: Vec<&str> = passes
+        .iter()
+        .map(|p| p.name())
+        .filter(|n| *n != "egraph")
+        .collect();
+    let all_line = format!(
+        "every pass but egraph, in this order: {}",
+        if all.is_empty() {
+            "(none yet)".to_owned()
+        } else {
+            all.join(", ")
+        }
+    );
+    let mut rows: Vec<(&str, &str)> = vec![(
+        "none",
+        "load and save only: a lossless round trip through the IR",
+    )];
+    rows.extend(passes.iter().map(|p| (p.name(), p.summary())));
+    rows.push(("all", &all_line));
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let text: String = rows
         .iter()
         .map(|(name, summary)| format!("{name:<width$}  {summary}\n"))
         .collect();

@@ -40,7 +40,12 @@ fn float_input(name: &str) -> ValueInfoProto {
         r#type: Some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim: vec![Dimension { value: Some(Value::DimParam("N".into())), denotation: None }] }),
+                shape: Some(TensorShapeProto {
+                    dim: vec![Dimension {
+                        value: Some(Value::DimParam("N".into())),
+                        denotation: None,
+                    }],
+                }),
             })),
             denotation: None,
         }),
@@ -51,7 +56,10 @@ fn float_input(name: &str) -> ValueInfoProto {
 fn model(nodes: Vec<NodeProto>, inputs: &[&str], outputs: &[&str]) -> ModelProto {
     ModelProto {
         ir_version: Some(10),
-        opset_import: vec![OperatorSetIdProto { domain: s(""), version: Some(21) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: s(""),
+            version: Some(21),
+        }],
         producer_name: s("cli-test"),
         graph: Some(GraphProto {
             name: s("g"),
@@ -71,7 +79,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -79,36 +90,99 @@ fn files_in(dir: &Path) -> Vec<String> {
 #[test]
 fn apply_none_writes_the_input_back_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = model(vec![node("Relu", &["x"], &["h"]), node("Neg", &["h"], &["y"])], &["x"], &["y"]).encode_to_vec();
+    let bytes = model(
+        vec![node("Relu", &["x"], &["h"]), node("Neg", &["h"], &["y"])],
+        &["x"],
+        &["y"],
+    )
+    .encode_to_vec();
     let input = write(dir.path(), "in.onnx", &bytes);
     let output = dir.path().join("out.onnx");
-    let out = run(&["apply", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--passes", "none"]);
+    let out = run(&[
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--passes",
+        "none",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(&output).unwrap(), bytes);
-    assert_eq!(files_in(dir.path()), ["in.onnx", "out.onnx"], "no temporary file left behind");
+    assert_eq!(
+        files_in(dir.path()),
+        ["in.onnx", "out.onnx"],
+        "no temporary file left behind"
+    );
 }
 
 #[test]
 fn bad_models_exit_1_name_the_problem_and_write_nothing() {
     let truncated = model(vec![node("Relu", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", truncated[..truncated.len() - 3].to_vec(), "not a valid ONNX protobuf"),
-        ("garbage", b"this is not a model".to_vec(), "not a valid ONNX protobuf"),
+        (
+            "truncated",
+            truncated[..truncated.len() - 3].to_vec(),
+            "not a valid ONNX protobuf",
+        ),
+        (
+            "garbage",
+            b"this is not a model".to_vec(),
+            "not a valid ONNX protobuf",
+        ),
         ("empty", Vec::new(), "the model has no graph"),
-        ("undefined", model(vec![node("Relu", &["ghost"], &["y"])], &["x"], &["y"]).encode_to_vec(), "reads 'ghost'"),
-        ("duplicate", model(vec![node("Relu", &["x"], &["y"]), node("Neg", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec(), "'y' is defined more than once"),
-        ("cycle", model(vec![node("Add", &["x", "b"], &["a"]), node("Neg", &["a"], &["b"])], &["x"], &["b"]).encode_to_vec(), "cycle"),
+        (
+            "undefined",
+            model(vec![node("Relu", &["ghost"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+            "reads 'ghost'",
+        ),
+        (
+            "duplicate",
+            model(
+                vec![node("Relu", &["x"], &["y"]), node("Neg", &["x"], &["y"])],
+                &["x"],
+                &["y"],
+            )
+            .encode_to_vec(),
+            "'y' is defined more than once",
+        ),
+        (
+            "cycle",
+            model(
+                vec![
+                    node("Add", &["x", "b"], &["a"]),
+                    node("Neg", &["a"], &["b"]),
+                ],
+                &["x"],
+                &["b"],
+            )
+            .encode_to_vec(),
+            "cycle",
+        ),
     ];
     for (name, bytes, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
         let input = write(dir.path(), &format!("{name}.onnx"), &bytes);
         let output = dir.path().join("out.onnx");
-        let out = run(&["apply", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--passes", "none"]);
+        let out = run(&[
+            "apply",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--passes",
+            "none",
+        ]);
         let message = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{name}: {message}");
-        assert!(message.contains(&format!("{name}.onnx")) && message.contains(reason), "{name}: {message}");
+        assert!(
+            message.contains(&format!("{name}.onnx")) && message.contains(reason),
+            "{name}: {message}"
+        );
         assert!(!message.contains("panicked"), "{name}: {message}");
-        assert_eq!(files_in(dir.path()), [format!("{name}.onnx")], "{name}: nothing written");
+        assert_eq!(
+            files_in(dir.path()),
+            [format!("{name}.onnx")],
+            "{name}: nothing written"
+        );
     }
 }
 
@@ -119,20 +193,38 @@ fn external_data_outside_the_model_folder_is_refused() {
     let folder = root.path().join("model");
     std::fs::create_dir(&folder).unwrap();
     let mut m = model(vec![node("Add", &["x", "w"], &["y"])], &["x"], &["y"]);
-    let entry = |k: &str, v: &str| StringStringEntryProto { key: s(k), value: s(v) };
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: s(k),
+        value: s(v),
+    };
     m.graph.as_mut().unwrap().initializer.push(TensorProto {
         name: s("w"),
         dims: vec![4],
         data_type: Some(DataType::Float as i32),
         data_location: Some(tensor_proto::DataLocation::External as i32),
-        external_data: vec![entry("location", "../secret.bin"), entry("offset", "0"), entry("length", "16")],
+        external_data: vec![
+            entry("location", "../secret.bin"),
+            entry("offset", "0"),
+            entry("length", "16"),
+        ],
         ..Default::default()
     });
     let input = write(&folder, "m.onnx", &m.encode_to_vec());
     let output = folder.join("out.onnx");
-    let out = run(&["apply", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--passes", "none"]);
+    let out = run(&[
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--passes",
+        "none",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("'..'") && stderr(&out).contains("tensor 'w'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("'..'") && stderr(&out).contains("tensor 'w'"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!output.exists());
 }
 
@@ -141,17 +233,44 @@ fn the_output_may_replace_the_input_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = model(vec![node("Relu", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec();
     let input = write(dir.path(), "m.onnx", &bytes);
-    let out = run(&["apply", input.to_str().unwrap(), "-o", input.to_str().unwrap(), "--passes", "none"]);
+    let out = run(&[
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        input.to_str().unwrap(),
+        "--passes",
+        "none",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--in-place"), "{}", stderr(&out));
-    let out = run(&["apply", input.to_str().unwrap(), "-o", input.to_str().unwrap(), "--passes", "none", "--in-place"]);
+    let out = run(&[
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        input.to_str().unwrap(),
+        "--passes",
+        "none",
+        "--in-place",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(&input).unwrap(), bytes);
 }
 
 #[test]
 fn usage_errors_exit_1() {
-    assert_eq!(run(&["apply", "m.onnx", "-o", "o.onnx", "--passes", "no-such-pass"]).status.code(), Some(1));
+    assert_eq!(
+        run(&[
+            "apply",
+            "m.onnx",
+            "-o",
+            "o.onnx",
+            "--passes",
+            "no-such-pass"
+        ])
+        .status
+        .code(),
+        Some(1)
+    );
     assert_eq!(run(&["no-such-command"]).status.code(), Some(1));
     assert_eq!(run(&["apply", "m.onnx"]).status.code(), Some(1));
     assert_eq!(run(&["--help"]).status.code(), Some(0));
@@ -160,11 +279,18 @@ fn usage_errors_exit_1() {
 #[test]
 fn print_info_and_passes_describe_the_model() {
     let dir = tempfile::tempdir().unwrap();
-    let input = write(dir.path(), "m.onnx", &model(vec![node("Relu", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec());
+    let input = write(
+        dir.path(),
+        "m.onnx",
+        &model(vec![node("Relu", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+    );
     let printed = run(&["print", input.to_str().unwrap()]);
     assert!(printed.status.success());
     let text = String::from_utf8(printed.stdout).unwrap();
-    assert!(text.contains("g (float[N] x) => (float[N] y)") && text.contains("y = Relu (x)"), "{text}");
+    assert!(
+        text.contains("g (float[N] x) => (float[N] y)") && text.contains("y = Relu (x)"),
+        "{text}"
+    );
 
     let info = run(&["info", "--json", input.to_str().unwrap()]);
     assert!(info.status.success());

@@ -27,7 +27,10 @@ const LAYERS: usize = 28;
 const VOCAB: i64 = 50368;
 
 fn main() {
-    let dir = std::env::var_os("ONNX_REWRITE_BENCH_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"), PathBuf::from);
+    let dir = std::env::var_os("ONNX_REWRITE_BENCH_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+        PathBuf::from,
+    );
     let input_dir = dir.join("modernbert-large-synthetic");
     let input = input_dir.join("model.onnx");
     if !input.exists() {
@@ -60,17 +63,42 @@ fn main() {
         save_file(&model, &out_dir.join("model.onnx"), &SaveOptions::default()).unwrap();
         drop(model);
         ours_times.push(start.elapsed());
-        eprintln!("  load {:.3} s, save {:.3} s", loaded.as_secs_f64(), (start.elapsed() - loaded).as_secs_f64());
+        eprintln!(
+            "  load {:.3} s, save {:.3} s",
+            loaded.as_secs_f64(),
+            (start.elapsed() - loaded).as_secs_f64()
+        );
         peak_anon = peak_anon.max(sampler.stop());
     }
     let best = |t: &[Duration]| t.iter().min().copied().unwrap_or_default();
     let (copy, ours) = (best(&copy_times), best(&ours_times));
     let gib = total as f64 / f64::from(1 << 30);
-    println!("model: {} ({:.2} GiB with its external data)", input.display(), gib);
-    println!("plain read/write copy   best {:>7.3} s  ({:.2} GiB/s)  runs {:?}", copy.as_secs_f64(), gib / copy.as_secs_f64(), copy_times);
-    println!("onnx-rewrite load+save  best {:>7.3} s  ({:.2} GiB/s)  runs {:?}", ours.as_secs_f64(), gib / ours.as_secs_f64(), ours_times);
-    println!("ratio (ours / copy)     {:.2}x", ours.as_secs_f64() / copy.as_secs_f64());
-    println!("peak RssAnon during load+save: {} MiB (process baseline before: {} MiB)", peak_anon / 1024, baseline_anon / 1024);
+    println!(
+        "model: {} ({:.2} GiB with its external data)",
+        input.display(),
+        gib
+    );
+    println!(
+        "plain read/write copy   best {:>7.3} s  ({:.2} GiB/s)  runs {:?}",
+        copy.as_secs_f64(),
+        gib / copy.as_secs_f64(),
+        copy_times
+    );
+    println!(
+        "onnx-rewrite load+save  best {:>7.3} s  ({:.2} GiB/s)  runs {:?}",
+        ours.as_secs_f64(),
+        gib / ours.as_secs_f64(),
+        ours_times
+    );
+    println!(
+        "ratio (ours / copy)     {:.2}x",
+        ours.as_secs_f64() / copy.as_secs_f64()
+    );
+    println!(
+        "peak RssAnon during load+save: {} MiB (process baseline before: {} MiB)",
+        peak_anon / 1024,
+        baseline_anon / 1024
+    );
     let same = same_tensors(&input, &out_dir.join("model.onnx"));
     println!("every tensor of the output equals the input's: {same}");
 }
@@ -93,14 +121,20 @@ fn plain_copy(from: &Path, to: &Path) {
 
 /// Whether both models hold the same initializers, payload for payload.
 fn same_tensors(a: &Path, b: &Path) -> bool {
-    let (a, b) = (load_file(a, &LoadOptions::default()).unwrap(), load_file(b, &LoadOptions::default()).unwrap());
+    let (a, b) = (
+        load_file(a, &LoadOptions::default()).unwrap(),
+        load_file(b, &LoadOptions::default()).unwrap(),
+    );
     let payloads = |m: &onnx_rewrite_ir::Model| -> Vec<(String, bytes::Bytes)> {
         m.graph(m.main())
             .initializers()
             .iter()
             .map(|v| {
                 let t = m.value(*v).initializer().unwrap();
-                (m.value(*v).name().to_owned(), t.raw_data.clone().unwrap_or_default())
+                (
+                    m.value(*v).name().to_owned(),
+                    t.raw_data.clone().unwrap_or_default(),
+                )
             })
             .collect()
     };
@@ -109,7 +143,11 @@ fn same_tensors(a: &Path, b: &Path) -> bool {
 
 fn rss_anon_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("RssAnon:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Samples RssAnon every millisecond on a thread, keeping the peak.
@@ -166,13 +204,20 @@ fn generate(dir: &Path) {
             data.write_all(&chunk[..n]).unwrap();
             left -= n as u64;
         }
-        let entry = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+        let entry = |k: &str, v: String| StringStringEntryProto {
+            key: Some(k.into()),
+            value: Some(v),
+        };
         initializers.push(TensorProto {
             name: Some(name),
             dims,
             data_type: Some(DataType::Float as i32),
             data_location: Some(DataLocation::External as i32),
-            external_data: vec![entry("location", "model.onnx.data".into()), entry("offset", offset.to_string()), entry("length", len.to_string())],
+            external_data: vec![
+                entry("location", "model.onnx.data".into()),
+                entry("offset", offset.to_string()),
+                entry("length", len.to_string()),
+            ],
             ..Default::default()
         });
         offset += len;
@@ -185,7 +230,11 @@ fn generate(dir: &Path) {
         ..Default::default()
     };
     add_weight("embeddings.tok".into(), vec![VOCAB, HIDDEN]);
-    nodes.push(node("Gather", vec!["embeddings.tok".into(), "input_ids".into()], "h0".into()));
+    nodes.push(node(
+        "Gather",
+        vec!["embeddings.tok".into(), "input_ids".into()],
+        "h0".into(),
+    ));
     let mut h = "h0".to_owned();
     for layer in 0..LAYERS {
         let p = format!("layers.{layer}");
@@ -194,29 +243,99 @@ fn generate(dir: &Path) {
         add_weight(format!("{p}.mlp.Wi"), vec![HIDDEN, 2 * INTERMEDIATE]);
         add_weight(format!("{p}.mlp.Wo"), vec![INTERMEDIATE, HIDDEN]);
         add_weight(format!("{p}.norm"), vec![HIDDEN]);
-        nodes.push(node("MatMul", vec![h.clone(), format!("{p}.attn.Wqkv")], format!("{p}.qkv")));
-        nodes.push(node("Slice", vec![format!("{p}.qkv"), "zero".into(), "hidden".into(), "minus_one".into()], format!("{p}.v")));
-        nodes.push(node("MatMul", vec![format!("{p}.v"), format!("{p}.attn.Wo")], format!("{p}.attn_out")));
-        nodes.push(node("Add", vec![h.clone(), format!("{p}.attn_out")], format!("{p}.r1")));
-        nodes.push(node("MatMul", vec![format!("{p}.r1"), format!("{p}.mlp.Wi")], format!("{p}.wi")));
-        nodes.push(node("Slice", vec![format!("{p}.wi"), "zero".into(), "inter".into(), "minus_one".into()], format!("{p}.act_in")));
-        nodes.push(node("Gelu", vec![format!("{p}.act_in")], format!("{p}.act")));
-        nodes.push(node("MatMul", vec![format!("{p}.act"), format!("{p}.mlp.Wo")], format!("{p}.mlp_out")));
-        nodes.push(node("Add", vec![format!("{p}.r1"), format!("{p}.mlp_out")], format!("{p}.r2")));
-        nodes.push(node("Mul", vec![format!("{p}.r2"), format!("{p}.norm")], format!("{p}.out")));
+        nodes.push(node(
+            "MatMul",
+            vec![h.clone(), format!("{p}.attn.Wqkv")],
+            format!("{p}.qkv"),
+        ));
+        nodes.push(node(
+            "Slice",
+            vec![
+                format!("{p}.qkv"),
+                "zero".into(),
+                "hidden".into(),
+                "minus_one".into(),
+            ],
+            format!("{p}.v"),
+        ));
+        nodes.push(node(
+            "MatMul",
+            vec![format!("{p}.v"), format!("{p}.attn.Wo")],
+            format!("{p}.attn_out"),
+        ));
+        nodes.push(node(
+            "Add",
+            vec![h.clone(), format!("{p}.attn_out")],
+            format!("{p}.r1"),
+        ));
+        nodes.push(node(
+            "MatMul",
+            vec![format!("{p}.r1"), format!("{p}.mlp.Wi")],
+            format!("{p}.wi"),
+        ));
+        nodes.push(node(
+            "Slice",
+            vec![
+                format!("{p}.wi"),
+                "zero".into(),
+                "inter".into(),
+                "minus_one".into(),
+            ],
+            format!("{p}.act_in"),
+        ));
+        nodes.push(node(
+            "Gelu",
+            vec![format!("{p}.act_in")],
+            format!("{p}.act"),
+        ));
+        nodes.push(node(
+            "MatMul",
+            vec![format!("{p}.act"), format!("{p}.mlp.Wo")],
+            format!("{p}.mlp_out"),
+        ));
+        nodes.push(node(
+            "Add",
+            vec![format!("{p}.r1"), format!("{p}.mlp_out")],
+            format!("{p}.r2"),
+        ));
+        nodes.push(node(
+            "Mul",
+            vec![format!("{p}.r2"), format!("{p}.norm")],
+            format!("{p}.out"),
+        ));
         h = format!("{p}.out");
     }
     data.flush().unwrap();
-    let scalar = |name: &str, v: i64| TensorProto { name: Some(name.into()), dims: vec![1], data_type: Some(DataType::Int64 as i32), int64_data: vec![v], ..Default::default() };
-    initializers.extend([scalar("zero", 0), scalar("hidden", HIDDEN), scalar("inter", INTERMEDIATE), scalar("minus_one", -1)]);
+    let scalar = |name: &str, v: i64| TensorProto {
+        name: Some(name.into()),
+        dims: vec![1],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: vec![v],
+        ..Default::default()
+    };
+    initializers.extend([
+        scalar("zero", 0),
+        scalar("hidden", HIDDEN),
+        scalar("inter", INTERMEDIATE),
+        scalar("minus_one", -1),
+    ]);
     let io = |name: &str, elem: DataType| ValueInfoProto {
         name: Some(name.into()),
-        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(elem as i32), shape: None })), denotation: None }),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem as i32),
+                shape: None,
+            })),
+            denotation: None,
+        }),
         ..Default::default()
     };
     let model = ModelProto {
         ir_version: Some(10),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(20) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(20),
+        }],
         producer_name: Some("onnx-rewrite bench".into()),
         graph: Some(GraphProto {
             name: Some("modernbert_large_synthetic".into()),

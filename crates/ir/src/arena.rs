@@ -570,8 +570,9 @@ impl Model {
         }
     }
 
-    /// Removes `node` from its graph. Its outputs must be unused; its inputs stop using their
-    /// values. The ids stay allocated (never reused).
+    /// Removes `node` from its graph, with everything inside its subgraphs. Its outputs must be
+    /// unused; its inputs (and its subgraphs' reads of outer values) stop using their values.
+    /// The ids stay allocated (never reused).
     pub fn remove_node(&mut self, node: NodeId) -> Result<(), InvariantError> {
         let n = &self.nodes[node.index()];
         if n.removed {
@@ -584,6 +585,28 @@ impl Model {
                     self.describe_node(node),
                     self.values[output.index()].name
                 )));
+            }
+        }
+        let mut nested: Vec<GraphId> = self.nodes[node.index()].subgraphs().collect();
+        while let Some(graph) = nested.pop() {
+            for inner in std::mem::take(&mut self.graphs[graph.index()].nodes) {
+                nested.extend(self.nodes[inner.index()].subgraphs());
+                for slot in 0..self.nodes[inner.index()].inputs.len() {
+                    self.set_node_input(inner, slot, None);
+                }
+                self.nodes[inner.index()].removed = true;
+            }
+            for (index, output) in std::mem::take(&mut self.graphs[graph.index()].outputs)
+                .into_iter()
+                .enumerate()
+            {
+                let the_use = Use::GraphOutput {
+                    graph,
+                    index: index as u32,
+                };
+                self.values[output.value.index()]
+                    .uses
+                    .retain(|u| *u != the_use);
             }
         }
         for slot in 0..self.nodes[node.index()].inputs.len() {
@@ -754,6 +777,54 @@ impl Model {
             }
         }
         out
+    }
+
+    /// The nodes of `graph` in an order where every node comes after the producers of its
+    /// inputs and of the outer values its subgraphs capture; among ready nodes, the current
+    /// order wins (so a sorted graph keeps its order). `Err` holds a node on a cycle.
+    pub fn topological_order(&self, graph: GraphId) -> Result<Vec<NodeId>, NodeId> {
+        let nodes = &self.graphs[graph.index()].nodes;
+        let position: HashMap<NodeId, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        let mut pending = vec![0usize; nodes.len()];
+        for (i, &node) in nodes.iter().enumerate() {
+            let n = &self.nodes[node.index()];
+            let mut reads: Vec<ValueId> = n.inputs.iter().flatten().copied().collect();
+            for sub in n.subgraphs() {
+                reads.extend(self.captures(sub));
+            }
+            reads.sort();
+            reads.dedup();
+            for value in reads {
+                if let Some((producer, _)) = self.values[value.index()].producer()
+                    && let Some(&p) = position.get(&producer)
+                {
+                    dependents[p].push(i);
+                    pending[i] += 1;
+                }
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..nodes.len())
+            .filter(|i| pending[*i] == 0)
+            .map(std::cmp::Reverse)
+            .collect();
+        let mut order = Vec::with_capacity(nodes.len());
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            order.push(nodes[i]);
+            for &d in &dependents[i] {
+                pending[d] -= 1;
+                if pending[d] == 0 {
+                    ready.push(std::cmp::Reverse(d));
+                }
+            }
+        }
+        if order.len() == nodes.len() {
+            return Ok(order);
+        }
+        Err((0..nodes.len())
+            .find(|i| pending[*i] > 0)
+            .map_or(nodes[0], |i| nodes[i]))
     }
 
     /// Checks every arena invariant. Loaders and passes call it in tests and debug builds.

@@ -366,51 +366,12 @@ impl Builder<'_> {
                 .value_info
                 .push(ValueInfoEntry { value, proto: info });
         }
-        check_acyclic(self.model, graph).map_err(|node| LoadErrorKind::Cycle {
-            graph: label.to_owned(),
-            node: self.model.describe_node(node),
-        })
+        self.model
+            .topological_order(graph)
+            .map(drop)
+            .map_err(|node| LoadErrorKind::Cycle {
+                graph: label.to_owned(),
+                node: self.model.describe_node(node),
+            })
     }
-}
-
-/// Kahn's algorithm over the nodes of one graph. A node depends on the producers of its inputs
-/// and of the outer values its subgraphs capture. Returns a node on a cycle.
-fn check_acyclic(model: &Model, graph: GraphId) -> Result<(), NodeId> {
-    let nodes = model.graph(graph).nodes();
-    let position: HashMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    let mut pending = vec![0usize; nodes.len()];
-    for (i, &node) in nodes.iter().enumerate() {
-        let n = model.node(node);
-        let mut reads: Vec<ValueId> = n.inputs().iter().flatten().copied().collect();
-        for sub in n.subgraphs() {
-            reads.extend(model.captures(sub));
-        }
-        reads.sort();
-        reads.dedup();
-        for value in reads {
-            if let Some((producer, _)) = model.value(value).producer()
-                && let Some(&p) = position.get(&producer)
-            {
-                dependents[p].push(i);
-                pending[i] += 1;
-            }
-        }
-    }
-    let mut ready: Vec<usize> = (0..nodes.len()).filter(|i| pending[*i] == 0).collect();
-    let mut done = 0;
-    while let Some(i) = ready.pop() {
-        done += 1;
-        for &d in &dependents[i] {
-            pending[d] -= 1;
-            if pending[d] == 0 {
-                ready.push(d);
-            }
-        }
-    }
-    if done == nodes.len() {
-        return Ok(());
-    }
-    let stuck = (0..nodes.len()).find(|i| pending[*i] > 0).unwrap_or(0);
-    Err(nodes[stuck])
 }

@@ -8,7 +8,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pieces are re-exported: [`ir`] (the in-memory model, load and save), [`proto`] (the ONNX
+//! The pieces are re-exported: [`egraph`] (the e-graph machinery and the `Pass` trait), [`ir`] (the in-memory model, load and save), [`proto`] (the ONNX
 //! protobuf types) and [`text`] (the ONNX text syntax).
 
 pub mod info;
@@ -16,6 +16,8 @@ pub mod pipeline;
 
 use std::path::Path;
 
+pub use onnx_rewrite_egraph as egraph;
+pub use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
 pub use onnx_rewrite_ir as ir;
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;

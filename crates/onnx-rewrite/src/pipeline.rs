@@ -1,5 +1,9 @@
 //! The passes the library offers, by CLI name, and a pipeline of them.
 
+use std::sync::Arc;
+
+use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
+use onnx_rewrite_egraph::roundtrip::EgraphRoundTrip;
 use onnx_rewrite_ir::Model;
 
 /// A pass list could not be parsed.
@@ -9,58 +13,139 @@ pub enum PipelineError {
     UnknownPass { name: String, known: String },
     #[error("the pass list is empty")]
     Empty,
+    #[error("'none' cannot be combined with other passes")]
+    NoneWithOthers,
 }
 
-/// What `onnx-rewrite passes` lists: name and one line.
-pub const PASSES: &[(&str, &str)] = &[(
-    "none",
-    "load and save only: a lossless round trip through the IR",
-)];
+/// Every pass, in the sound order `all` runs them.
+pub fn registry() -> Vec<Arc<dyn Pass>> {
+    vec![Arc::new(EgraphRoundTrip)]
+}
+
+/// Passes that `all` leaves out: they transform nothing a user asks for.
+const NOT_IN_ALL: &[&str] = &["egraph"];
 
 /// An ordered list of passes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Pipeline {
-    passes: Vec<&'static str>,
+    passes: Vec<Arc<dyn Pass>>,
+    /// Passes the list did not name but another pass needs; inserted before it.
+    inserted: Vec<String>,
 }
 
-/// What a pipeline did.
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.passes.iter().map(|p| p.name()))
+            .finish()
+    }
+}
+
+/// What a pipeline did: one report per pass, in order.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PipelineReport {
-    pub passes: Vec<String>,
+    pub passes: Vec<PassReport>,
+    /// Passes run because a named pass needs them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inserted: Vec<String>,
+}
+
+impl PipelineReport {
+    /// Declines over every pass.
+    pub fn declines(&self) -> usize {
+        self.passes.iter().map(|p| p.declined.len()).sum()
+    }
 }
 
 impl Pipeline {
-    /// Parses a comma-separated list of pass names.
+    /// Parses a comma-separated list of pass names; `none` is the empty pipeline (load and
+    /// save only), `all` every pass in the documented order.
     pub fn parse(list: &str) -> Result<Self, PipelineError> {
-        let mut passes = Vec::new();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let known = PASSES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+        let registry = registry();
+        let names: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(PipelineError::Empty);
+        }
+        if names.contains(&"none") {
+            return if names.len() == 1 {
+                Ok(Self {
+                    passes: Vec::new(),
+                    inserted: Vec::new(),
+                })
+            } else {
+                Err(PipelineError::NoneWithOthers)
+            };
+        }
+        let mut wanted: Vec<Arc<dyn Pass>> = Vec::new();
+        for name in names {
+            if name == "all" {
+                wanted.extend(
+                    registry
+                        .iter()
+                        .filter(|p| !NOT_IN_ALL.contains(&p.name()))
+                        .cloned(),
+                );
+                continue;
+            }
+            let pass = registry.iter().find(|p| p.name() == name).ok_or_else(|| {
                 PipelineError::UnknownPass {
                     name: name.to_owned(),
-                    known: PASSES
-                        .iter()
-                        .map(|(n, _)| *n)
+                    known: std::iter::once("none")
+                        .chain(std::iter::once("all"))
+                        .chain(registry.iter().map(|p| p.name()))
                         .collect::<Vec<_>>()
                         .join(", "),
                 }
             })?;
-            passes.push(known.0);
+            wanted.push(pass.clone());
         }
-        if passes.is_empty() {
-            return Err(PipelineError::Empty);
+        let mut passes: Vec<Arc<dyn Pass>> = Vec::new();
+        let mut inserted = Vec::new();
+        for pass in wanted {
+            for need in pass.needs() {
+                if !passes.iter().any(|p| p.name() == *need)
+                    && let Some(needed) = registry.iter().find(|p| p.name() == *need)
+                {
+                    passes.push(needed.clone());
+                    inserted.push((*need).to_owned());
+                }
+            }
+            if !passes.iter().any(|p| p.name() == pass.name()) {
+                passes.push(pass);
+            }
         }
-        Ok(Self { passes })
+        Ok(Self { passes, inserted })
     }
 
     /// The pass names, in order.
-    pub fn names(&self) -> &[&'static str] {
-        &self.passes
+    pub fn names(&self) -> Vec<&'static str> {
+        self.passes.iter().map(|p| p.name()).collect()
     }
 
-    /// Runs every pass in order.
-    pub fn run(&self, _model: &mut Model) -> Result<PipelineReport, PipelineError> {
-        Ok(PipelineReport {
-            passes: self.passes.iter().map(|p| (*p).to_owned()).collect(),
-        })
+    /// Runs every pass in order; `on_pass` hears each pass's name before it runs.
+    pub fn run_with(
+        &self,
+        model: &mut Model,
+        cx: &PassContext,
+        mut on_pass: impl FnMut(usize, &str),
+    ) -> Result<PipelineReport, PassError> {
+        let mut report = PipelineReport {
+            passes: Vec::new(),
+            inserted: self.inserted.clone(),
+        };
+        for (index, pass) in self.passes.iter().enumerate() {
+            on_pass(index, pass.name());
+            report.passes.push(pass.run(model, cx)?);
+        }
+        Ok(report)
+    }
+
+    /// Runs every pass in order with default limits.
+    pub fn run(&self, model: &mut Model) -> Result<PipelineReport, PassError> {
+        self.run_with(model, &PassContext::default(), |_, _| {})
     }
 }

@@ -1,0 +1,99 @@
+//! Passes: the unit the pipeline runs and the CLI names.
+//!
+//! A pass is one transformation with a name, the passes it needs to have run first, and a
+//! `run` that rewrites the model and reports what it did: node counts, rules applied, e-graph
+//! sizes, time, and every node it declined to rewrite with the reason.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use onnx_rewrite_ir::Model;
+
+use crate::run::{Declined, EgraphStats, RewriteSummary, RunError, RunLimits};
+
+/// A model transformation.
+pub trait Pass: Send + Sync {
+    /// The name the CLI and reports use (`gemm-to-matmul`).
+    fn name(&self) -> &'static str;
+    /// One line for `onnx-rewrite passes`.
+    fn summary(&self) -> &'static str;
+    /// Passes that must run before this one (the pipeline inserts them when missing).
+    fn needs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError>;
+}
+
+/// What every pass gets from the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PassContext {
+    pub limits: RunLimits,
+    /// Record every rule decision in the report.
+    pub trace: bool,
+}
+
+/// A pass could not produce output.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The pass must not emit this model (a baked MoE trace): exit 2, nothing written.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The model is not something the pass can take (exit 1).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PassReport {
+    pub pass: String,
+    /// Nodes in every graph of the model, before and after.
+    pub nodes_before: usize,
+    pub nodes_after: usize,
+    /// Times each rule changed the e-graph.
+    pub rules: BTreeMap<String, usize>,
+    pub egraph: EgraphStats,
+    pub time_ms: f64,
+    /// Nodes the pass left because rewriting them was not safe, with the reason.
+    pub declined: Vec<Declined>,
+    pub notes: Vec<String>,
+    /// Pass-specific figures (bytes added, FLOPs, ...).
+    pub details: BTreeMap<String, serde_json::Value>,
+    /// Every rule decision, when the context asked for a trace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<String>,
+}
+
+impl PassReport {
+    /// A report for `pass`, timed from `started`, from an e-graph run's summary.
+    pub fn from_run(
+        pass: &str,
+        model_before: usize,
+        model: &Model,
+        summary: RewriteSummary,
+        started: Instant,
+    ) -> Self {
+        Self {
+            pass: pass.to_owned(),
+            nodes_before: model_before,
+            nodes_after: count_nodes(model),
+            rules: summary.rules,
+            egraph: summary.egraph,
+            time_ms: started.elapsed().as_secs_f64() * 1000.0,
+            declined: summary.declined,
+            notes: summary.notes,
+            details: BTreeMap::new(),
+            trace: summary.trace,
+        }
+    }
+}
+
+/// Nodes in every live graph of the model.
+pub fn count_nodes(model: &Model) -> usize {
+    crate::run::graphs_innermost_first(model)
+        .iter()
+        .map(|g| model.graph(*g).nodes().len())
+        .sum()
+}

@@ -1,0 +1,338 @@
+//! The driver of an e-graph pass: for every graph of the model (innermost first, so that an
+//! outer graph sees its subgraphs' final captures), lower it, run the rules under limits,
+//! prune what mandatory rules replaced, extract and write back.
+//!
+//! Output must not depend on the machine's speed: the node and iteration limits decide where
+//! saturation stops; the time limit is only a safety net, and a run that hits it is an error,
+//! not a different answer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use egg::{BackoffScheduler, Id, Runner, StopReason};
+use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId};
+
+use crate::emit::{self, EmitStats, Names};
+use crate::extract::{self, CostModel};
+use crate::facts::Limits;
+use crate::language::Onnx;
+use crate::lower::{self, LowerOptions};
+use crate::rule::{self, Rule, TraceEvent};
+
+/// Limits of one e-graph run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLimits {
+    /// E-nodes the e-graph may grow to; `None`: four times the lowered graph plus 10,000.
+    pub node_limit: Option<usize>,
+    /// Rule-application rounds.
+    pub iter_limit: usize,
+    /// Safety net: hitting it fails the pass.
+    pub time_limit: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            node_limit: None,
+            iter_limit: 30,
+            time_limit: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How to run a set of rules.
+pub struct RewriteOptions<'a> {
+    pub limits: RunLimits,
+    pub cost: &'a dyn CostModel,
+    pub fold_constants: bool,
+    pub trace: bool,
+    /// Leave graphs alone that hold no anchor of any rule (so a pass changes only what it is
+    /// about); `false` rewrites every graph (the `egraph` round trip).
+    pub only_anchored_graphs: bool,
+}
+
+/// A rule that declined on a node that therefore stays.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Declined {
+    /// The graph (`main graph`, `function 'f'`, `subgraph of node ...`).
+    pub graph: String,
+    /// The node, as `node 3 'name' (Op)`.
+    pub node: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+/// Sizes of the e-graphs of a run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EgraphStats {
+    /// Graphs lowered.
+    pub graphs: usize,
+    /// E-nodes and e-classes at the end of each run, summed over graphs.
+    pub nodes: usize,
+    pub classes: usize,
+    /// The largest single e-graph, in e-nodes.
+    pub max_nodes: usize,
+    /// Rule-application rounds, summed over graphs.
+    pub iterations: usize,
+    /// Why each run stopped, with how many runs stopped so.
+    pub stop_reasons: BTreeMap<String, usize>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RewriteSummary {
+    /// Times each rule changed the e-graph.
+    pub rules: BTreeMap<String, usize>,
+    pub egraph: EgraphStats,
+    pub emitted: EmitStats,
+    pub declined: Vec<Declined>,
+    pub notes: Vec<String>,
+    pub trace: Vec<String>,
+}
+
+/// A run that must not produce output.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{graph}: {what}")]
+    Conflict { graph: String, what: String },
+    #[error(
+        "{graph}: the e-graph time limit of {seconds} s cut in; raise it or lower the node and iteration limits"
+    )]
+    TimeLimit { graph: String, seconds: f64 },
+    #[error("{graph}: {source}")]
+    Extract {
+        graph: String,
+        #[source]
+        source: extract::ExtractError,
+    },
+    #[error("{graph}: {source}")]
+    Emit {
+        graph: String,
+        #[source]
+        source: emit::EmitError,
+    },
+    #[error("{graph}: the nodes form a cycle through {node}")]
+    Cycle { graph: String, node: String },
+}
+
+/// Runs `rules` over every graph of the model.
+pub fn rewrite_model(
+    model: &mut Model,
+    rules: &[Arc<dyn Rule>],
+    options: &RewriteOptions<'_>,
+) -> Result<RewriteSummary, RunError> {
+    let mut summary = RewriteSummary::default();
+    let mut names = Names::of(model);
+    for graph in graphs_innermost_first(model) {
+        if options.only_anchored_graphs && !has_anchor(model, graph, rules) {
+            continue;
+        }
+        rewrite_graph(model, graph, rules, options, &mut names, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+/// A name for a graph in messages.
+pub fn describe_graph(model: &Model, graph: GraphId) -> String {
+    match model.graph(graph).owner() {
+        GraphOwner::Model => "main graph".to_owned(),
+        GraphOwner::Function { index } => {
+            format!(
+                "function '{}'",
+                model
+                    .functions
+                    .get(index as usize)
+                    .map_or("?", |f| f.proto.name())
+            )
+        }
+        GraphOwner::Node { node, attribute } => {
+            let attr = model
+                .node(node)
+                .attributes
+                .get(attribute as usize)
+                .map_or("?", |a| a.name());
+            format!(
+                "subgraph '{attr}' of {} in the {}",
+                model.describe_node(node),
+                describe_graph(model, model.node(node).graph())
+            )
+        }
+    }
+}
+
+fn rewrite_graph(
+    model: &mut Model,
+    graph: GraphId,
+    rules: &[Arc<dyn Rule>],
+    options: &RewriteOptions<'_>,
+    names: &mut Names,
+    summary: &mut RewriteSummary,
+) -> Result<(), RunError> {
+    let label = describe_graph(model, graph);
+    let lower_options = LowerOptions {
+        limits: Limits::default(),
+        fold_constants: options.fold_constants,
+    };
+    let mut lowered =
+        lower::lower(model, graph, &lower_options).map_err(|node| RunError::Cycle {
+            graph: label.clone(),
+            node: model.describe_node(node),
+        })?;
+    summary
+        .notes
+        .extend(lowered.notes.iter().map(|n| format!("{label}: {n}")));
+    if options.trace {
+        lowered.egraph.analysis.trace = Some(Vec::new());
+    }
+
+    let egraph = std::mem::take(&mut lowered.egraph);
+    let node_limit = options
+        .limits
+        .node_limit
+        .unwrap_or_else(|| 4 * egraph.total_size() + 10_000);
+    let rewrites: Vec<_> = rules.iter().map(|r| rule::to_rewrite(r.clone())).collect();
+    let mut runner = Runner::default()
+        .with_egraph(egraph)
+        .with_node_limit(node_limit)
+        .with_iter_limit(options.limits.iter_limit)
+        .with_time_limit(options.limits.time_limit)
+        .with_scheduler(BackoffScheduler::default());
+    if !rewrites.is_empty() {
+        runner = runner.run(&rewrites);
+    }
+    let stop = match &runner.stop_reason {
+        None | Some(StopReason::Saturated) => "saturated".to_owned(),
+        Some(StopReason::IterationLimit(n)) => format!("iteration limit ({n})"),
+        Some(StopReason::NodeLimit(n)) => format!("node limit ({n})"),
+        Some(StopReason::TimeLimit(seconds)) => {
+            return Err(RunError::TimeLimit {
+                graph: label,
+                seconds: *seconds,
+            });
+        }
+        Some(StopReason::Other(why)) => why.clone(),
+    };
+    for iteration in &runner.iterations {
+        for (rule, count) in &iteration.applied {
+            *summary.rules.entry(rule.to_string()).or_default() += count;
+        }
+    }
+    let mut egraph = runner.egraph;
+    egraph.rebuild();
+    if let Some(conflict) = egraph.analysis.conflicts.first() {
+        return Err(RunError::Conflict {
+            graph: label,
+            what: conflict.clone(),
+        });
+    }
+    let stats = &mut summary.egraph;
+    stats.graphs += 1;
+    stats.nodes += egraph.total_size();
+    stats.classes += egraph.number_of_classes();
+    stats.max_nodes = stats.max_nodes.max(egraph.total_size());
+    stats.iterations += runner.iterations.len();
+    *stats.stop_reasons.entry(stop).or_default() += 1;
+
+    // Mandatory rules: their anchor goes wherever they produced an alternative.
+    let mandatory: Vec<&Arc<dyn Rule>> = rules.iter().filter(|r| r.mandatory()).collect();
+    let mut pruned: HashSet<(Id, Onnx)> = HashSet::new();
+    for class in egraph.classes() {
+        for rule in &mandatory {
+            let (anchors, others): (Vec<&Onnx>, Vec<&Onnx>) = class
+                .nodes
+                .iter()
+                .partition(|n| rule::is_anchor(&egraph, rule.as_ref(), n));
+            if !anchors.is_empty() && !others.is_empty() {
+                pruned.extend(anchors.into_iter().map(|n| (class.id, n.clone())));
+            }
+        }
+    }
+    let is_pruned = |class: Id, node: &Onnx| pruned.contains(&(class, node.clone()));
+    lowered.egraph = egraph;
+    let extraction = extract::extract(&lowered.egraph, lowered.root, options.cost, &is_pruned)
+        .map_err(|source| RunError::Extract {
+            graph: label.clone(),
+            source,
+        })?;
+    let (emitted, node_of) =
+        emit::emit(model, &lowered, &extraction, names).map_err(|source| RunError::Emit {
+            graph: label.clone(),
+            source,
+        })?;
+    accumulate(&mut summary.emitted, &emitted);
+
+    // Report the declines whose node stayed.
+    let mut reported: HashSet<(&'static str, Id)> = HashSet::new();
+    for record in &lowered.egraph.analysis.declines {
+        let class = lowered.egraph.find(record.class);
+        let Some(rule) = rules.iter().find(|r| r.name() == record.rule) else {
+            continue;
+        };
+        let stayed = extraction
+            .node(class)
+            .is_some_and(|n| rule::is_anchor(&lowered.egraph, rule.as_ref(), n));
+        if !stayed || !reported.insert((record.rule, class)) {
+            continue;
+        }
+        let node = node_of.get(&class).map_or_else(
+            || "an unreachable node".to_owned(),
+            |n: &NodeId| model.describe_node(*n),
+        );
+        summary.declined.push(Declined {
+            graph: label.clone(),
+            node,
+            rule: record.rule.to_owned(),
+            reason: record.reason.clone(),
+        });
+    }
+    if let Some(trace) = &lowered.egraph.analysis.trace {
+        summary
+            .trace
+            .extend(trace.iter().map(|e: &TraceEvent| match &e.declined {
+                None => format!(
+                    "{label}: {} applied to {} (e-class {})",
+                    e.rule, e.op, e.class
+                ),
+                Some(reason) => format!(
+                    "{label}: {} declined on {} (e-class {}): {reason}",
+                    e.rule, e.op, e.class
+                ),
+            }));
+    }
+    Ok(())
+}
+
+fn accumulate(total: &mut EmitStats, one: &EmitStats) {
+    total.nodes_before += one.nodes_before;
+    total.nodes_after += one.nodes_after;
+    total.nodes_kept += one.nodes_kept;
+    total.nodes_added += one.nodes_added;
+    total.initializers_added += one.initializers_added;
+    total.initializers_removed += one.initializers_removed;
+    total.bytes_added += one.bytes_added;
+    total.bytes_removed += one.bytes_removed;
+}
+
+/// Live graphs, deepest nesting first (then creation order), function bodies included.
+pub fn graphs_innermost_first(model: &Model) -> Vec<GraphId> {
+    let mut found: Vec<(usize, GraphId)> = Vec::new();
+    let mut stack: Vec<(usize, GraphId)> = vec![(0, model.main())];
+    stack.extend(model.functions.iter().map(|f| (0, f.body)));
+    while let Some((depth, graph)) = stack.pop() {
+        found.push((depth, graph));
+        for &node in model.graph(graph).nodes() {
+            stack.extend(model.node(node).subgraphs().map(|g| (depth + 1, g)));
+        }
+    }
+    found.sort_by_key(|(depth, graph)| (std::cmp::Reverse(*depth), *graph));
+    found.into_iter().map(|(_, g)| g).collect()
+}
+
+fn has_anchor(model: &Model, graph: GraphId, rules: &[Arc<dyn Rule>]) -> bool {
+    let anchors: HashMap<(&str, &str), ()> = rules.iter().map(|r| (r.anchor(), ())).collect();
+    model.graph(graph).nodes().iter().any(|n| {
+        let node = model.node(*n);
+        anchors.contains_key(&(node.domain(), node.op_type()))
+    })
+}
