@@ -165,27 +165,29 @@ impl Analysis<Onnx> for OnnxAnalysis {
 
     fn merge(&mut self, a: &mut ClassData, b: ClassData) -> DidMerge {
         let mut conflict = None;
-        let changed = match (&mut *a, &b) {
-            (ClassData::Value(x), ClassData::Value(y)) => {
-                x.merge(y, &mut self.symbols).unwrap_or_else(|e| {
-                    conflict = Some(e.to_string());
-                    false
+        let mut merge_one =
+            |x: &mut ValueFacts, y: &ValueFacts, symbols: &mut Symbols, what: String| {
+                x.merge_both(y, symbols).unwrap_or_else(|e| {
+                    conflict = Some(format!("{what}{e}"));
+                    (false, false)
                 })
+            };
+        let (a_changed, b_changed) = match (&mut *a, &b) {
+            (ClassData::Value(x), ClassData::Value(y)) => {
+                merge_one(x, y, &mut self.symbols, String::new())
             }
-            (ClassData::Tuple(xs), ClassData::Tuple(ys)) if xs.len() == ys.len() => {
-                let mut changed = false;
-                for (i, (x, y)) in xs.iter_mut().zip(ys).enumerate() {
-                    match x.merge(y, &mut self.symbols) {
-                        Ok(c) => changed |= c,
-                        Err(e) => conflict = Some(format!("output {i}: {e}")),
-                    }
-                }
-                changed
-            }
-            (ClassData::Root, ClassData::Root) => false,
+            (ClassData::Tuple(xs), ClassData::Tuple(ys)) if xs.len() == ys.len() => xs
+                .iter_mut()
+                .zip(ys)
+                .enumerate()
+                .fold((false, false), |(ca, cb), (i, (x, y))| {
+                    let (da, db) = merge_one(x, y, &mut self.symbols, format!("output {i}: "));
+                    (ca || da, cb || db)
+                }),
+            (ClassData::Root, ClassData::Root) => (false, false),
             _ => {
                 conflict = Some("a value merged with a tuple or the root".to_owned());
-                false
+                (false, false)
             }
         };
         if let Some(what) = conflict {
@@ -195,8 +197,7 @@ impl Analysis<Onnx> for OnnxAnalysis {
             self.conflicts
                 .push(format!("{blame} equated values that differ: {what}"));
         }
-        // Whether `b`'s side changed is not tracked; saying yes only costs a re-analysis.
-        DidMerge(changed, true)
+        DidMerge(a_changed, b_changed)
     }
 
     fn modify(egraph: &mut OnnxEGraph, id: Id) {

@@ -209,7 +209,7 @@ pub fn emit(
             }
         }
     }
-    let dying: Vec<NodeId> = model
+    let mut dying: Vec<NodeId> = model
         .graph(graph)
         .nodes()
         .iter()
@@ -413,6 +413,21 @@ pub fn emit(
             names.values.insert(wanted.clone());
             model.rename_value(value, wanted);
             value
+        } else if let Some((identity, _)) = model.value(original).producer().filter(|(n, _)| {
+            dying.contains(n)
+                && model.node(*n).op_type() == "Identity"
+                && model.node(*n).domain().is_empty()
+        }) {
+            // The output was an Identity already: keep that node, reading the value now.
+            names.values.insert(wanted.clone());
+            model.set_node_input(identity, 0, Some(value));
+            dying.retain(|n| *n != identity);
+            emitted.push((
+                identity,
+                position.get(&identity).copied().unwrap_or(usize::MAX),
+            ));
+            stats.nodes_kept += 1;
+            original
         } else {
             names.values.insert(wanted.clone());
             let node_name = names.fresh_node(&format!("{wanted}/Identity"));

@@ -18,6 +18,7 @@ pub mod lower;
 pub mod pass;
 pub mod roundtrip;
 pub mod rule;
+pub mod rules;
 pub mod run;
 
 pub use analysis::{ClassData, OnnxAnalysis, OnnxEGraph};

@@ -6,36 +6,32 @@
 //! the anchors; a [`Tracer`](TraceEvent) records every decision when asked, so "why did this
 //! Gemm stay?" has an answer.
 //!
-//! A worked example: `Identity(x) → x`, the smallest rule there is.
+//! The worked example is [`crate::rules::identity::RemoveIdentity`] (`Identity(x) → x`);
+//! running a rule over a model takes one call:
 //!
 //! ```
-//! use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
-//! use onnx_rewrite_egraph::{Id, Onnx};
+//! use std::sync::Arc;
+//! use onnx_rewrite_egraph::extract::NodeCount;
+//! use onnx_rewrite_egraph::rule::Rule;
+//! use onnx_rewrite_egraph::rules::identity::RemoveIdentity;
+//! use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
 //!
-//! /// Identity(x) → x: an Identity computes nothing.
-//! struct RemoveIdentity;
-//!
-//! impl Rule for RemoveIdentity {
-//!     fn name(&self) -> &'static str {
-//!         "remove-identity"
-//!     }
-//!     fn anchor(&self) -> (&'static str, &'static str) {
-//!         ("", "Identity")
-//!     }
-//!     fn rewrite(&self, cx: &mut RuleCx<'_>, _class: Id, node: &Onnx) -> Result<Id, Decline> {
-//!         // Check: Identity is also defined on sequences and optionals; those stay.
-//!         let input = cx.input(node, 0).ok_or_else(|| Decline::new("no input"))?;
-//!         if cx.facts(input).and_then(|f| f.dtype).is_none() {
-//!             return Err(Decline::new("the input is not a tensor of known type"));
-//!         }
-//!         // Rewrite: the Identity's e-class is its input's.
-//!         Ok(input)
-//!     }
-//! }
+//! # fn demo(model: &mut onnx_rewrite_ir::Model) -> Result<(), onnx_rewrite_egraph::run::RunError> {
+//! let rules: Vec<Arc<dyn Rule>> = vec![Arc::new(RemoveIdentity)];
+//! let options = RewriteOptions {
+//!     limits: Default::default(),
+//!     cost: &NodeCount,
+//!     fold_constants: false,
+//!     trace: false,
+//!     only_anchored_graphs: true,
+//! };
+//! let summary = rewrite_model(model, &rules, &options)?;
+//! println!("applied: {:?}, declined: {:?}", summary.rules, summary.declined);
+//! # Ok(())
+//! # }
 //! ```
 //!
-//! The rule is run by a pass built on [`crate::run::rewrite_model`]; the crate's tests run
-//! this very rule on a graph written in ONNX text syntax and snapshot the result.
+//! Its snapshot test (`tests/rules.rs`) runs it on a graph written in ONNX text syntax.
 
 use std::sync::Arc;
 
