@@ -185,6 +185,7 @@ class CaseJob:
     idempotence: bool
     timeout: float
     tmp_root: str | None
+    forbidden: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pass text -> op types
 
 
 @dataclass
@@ -681,6 +682,32 @@ def check_idempotent(job: CaseJob, spec: PassSpec, out_path: Path) -> PassOutcom
     )
 
 
+def forbidden_ops(path: Path, ops: tuple[str, ...]) -> list[str]:
+    """The op types of ``ops`` that the model at ``path`` still holds (subgraphs and functions
+    included)."""
+    if not ops:
+        return []
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    found: set[str] = set()
+
+    def walk(nodes: Any) -> None:
+        for node in nodes:
+            if node.op_type in ops and node.domain in ("", "ai.onnx"):
+                found.add(node.op_type)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g.node)
+                for graph in attr.graphs:
+                    walk(graph.node)
+
+    walk(model.graph.node)
+    for function in model.functions:
+        walk(function.node)
+    return sorted(found)
+
+
 def run_pass(
     job: CaseJob, case: CaseData, spec: PassSpec, base: Baseline, reference: list[list[Any]] | None
 ) -> PassOutcome:
@@ -693,6 +720,9 @@ def run_pass(
             return tool_failure(run)
         if not out_path.is_file():
             return PassOutcome("regression", "tool-no-output", "exit 0 but no output file")
+        left = forbidden_ops(out_path, job.forbidden.get(spec.text, ()))
+        if left:
+            return PassOutcome("regression", "forbidden-op", f"{', '.join(left)} left in the output")
         checker_error = check_model(out_path)
         if checker_error and base.checker_ok:
             return PassOutcome("regression", "checker", checker_error, checker_failed=True)
@@ -957,6 +987,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"baseline cache (default: CORPUS/{DEFAULT_BASELINE_CACHE_NAME})",
     )
     parser.add_argument(
+        "--forbid",
+        action="append",
+        default=[],
+        metavar="PASSES=OP",
+        help="OP must not remain in any output of that pass list (e.g. gemm-to-matmul=Gemm); repeatable",
+    )
+    parser.add_argument(
         "--idempotence",
         action="store_true",
         help="re-apply each pass list to its output; bytes must not change",
@@ -996,6 +1033,14 @@ def main(argv: list[str] | None = None) -> int:
         print("run_corpus: error: no case matches", file=sys.stderr)
         return 2
 
+    forbidden: dict[str, tuple[str, ...]] = {}
+    for item in args.forbid:
+        passes, _, op = item.partition("=")
+        if not op:
+            print(f"run_corpus: error: --forbid {item!r} is not PASSES=OP", file=sys.stderr)
+            return 2
+        forbidden[passes] = (*forbidden.get(passes, ()), op)
+
     cache_path = args.baseline_cache or corpus / DEFAULT_BASELINE_CACHE_NAME
     key = cache_key(corpus)
     cache = load_baseline_cache(cache_path, key)
@@ -1009,6 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
             args.idempotence,
             args.timeout,
             args.tmp,
+            forbidden,
         )
         for c in cases
     ]

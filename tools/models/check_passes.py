@@ -82,6 +82,7 @@ def datasets(folder: Path):
 def run(path: Path, inputs):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
     return sess.run(None, feed)

@@ -51,6 +51,9 @@ fn human(info: &ModelInfo) -> String {
             let _ = writeln!(s, "{label}       {} {}", io.r#type, io.name);
         }
     }
+    for (pass, finding) in &info.passes {
+        let _ = writeln!(s, "pass {pass:<13} {finding}");
+    }
     let _ = writeln!(s, "ops");
     let mut ops: Vec<(&String, &usize)> = info.ops.iter().collect();
     ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -5,7 +5,7 @@
 //! re-pointed. Everything else is new: new nodes get readable names derived from the node they
 //! replace (`/fc/Gemm` → `/fc/Gemm/MatMul`), and a value keeps the name of the original value
 //! of its e-class when it can. Original nodes no longer needed are removed (dead code, merged
-//! duplicates, rewritten nodes), and so are initializers that only they read.
+//! duplicates, rewritten nodes); the driver then drops initializers that nothing reads any more.
 //!
 //! Graph outputs keep their names: when the value of an output's e-class carries another name
 //! and cannot take the output's (it is also another output, an input or a constant), an
@@ -261,14 +261,6 @@ pub fn emit(
         nodes_before: model.graph(graph).nodes().len(),
         ..EmitStats::default()
     };
-    let initializers_before: Vec<ValueId> = model
-        .graph(graph)
-        .initializers()
-        .iter()
-        .copied()
-        .filter(|v| !model.value(*v).uses().is_empty())
-        .collect();
-
     // Values for every needed class, children first.
     let mut value_of: HashMap<Id, Option<ValueId>> = HashMap::new();
     let mut node_of: HashMap<Id, NodeId> = HashMap::new();
@@ -455,18 +447,6 @@ pub fn emit(
     }
     for &node in &dying {
         model.remove_node(node)?;
-    }
-    for value in initializers_before {
-        if model.value(value).uses().is_empty() && model.value(value).def() == ValueDef::Initializer
-        {
-            stats.bytes_removed += model
-                .value(value)
-                .initializer()
-                .map_or(0, onnx_rewrite_ir::tensor::payload_len);
-            names.release_value(model.value(value).name());
-            model.remove_initializer(value)?;
-            stats.initializers_removed += 1;
-        }
     }
     let live: HashSet<ValueId> = live_values(model, graph);
     model

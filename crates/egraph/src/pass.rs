@@ -21,6 +21,10 @@ pub trait Pass: Send + Sync {
     fn needs(&self) -> &'static [&'static str] {
         &[]
     }
+    /// What the pass would find in `model`, for `onnx-rewrite info` (`None`: nothing to do).
+    fn survey(&self, _model: &Model) -> Option<String> {
+        None
+    }
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError>;
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use egg::{BackoffScheduler, Id, Runner, StopReason};
-use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId};
+use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueDef, ValueId};
 
 use crate::emit::{self, EmitStats, Names};
 use crate::extract::{self, CostModel};
@@ -124,13 +124,40 @@ pub fn rewrite_model(
 ) -> Result<RewriteSummary, RunError> {
     let mut summary = RewriteSummary::default();
     let mut names = Names::of(model);
+    let read_before: Vec<ValueId> = constants(model)
+        .filter(|v| !model.value(*v).uses().is_empty())
+        .collect();
     for graph in graphs_innermost_first(model) {
         if options.only_anchored_graphs && !has_anchor(model, graph, rules) {
             continue;
         }
         rewrite_graph(model, graph, rules, options, &mut names, &mut summary)?;
     }
+    // Constants the rewrite left unread go (a replaced weight); those unread before stay.
+    for value in read_before {
+        if model.value(value).uses().is_empty() {
+            summary.emitted.bytes_removed += model
+                .value(value)
+                .initializer()
+                .map_or(0, onnx_rewrite_ir::tensor::payload_len);
+            summary.emitted.initializers_removed += 1;
+            model
+                .remove_initializer(value)
+                .map_err(|source| RunError::Emit {
+                    graph: describe_graph(model, model.value(value).graph()),
+                    source: source.into(),
+                })?;
+        }
+    }
     Ok(summary)
+}
+
+/// The initializers (not input defaults) of every live graph.
+fn constants(model: &Model) -> impl Iterator<Item = ValueId> + '_ {
+    graphs_innermost_first(model)
+        .into_iter()
+        .flat_map(move |g| model.graph(g).initializers().to_vec())
+        .filter(move |v| model.value(*v).def() == ValueDef::Initializer)
 }
 
 /// A name for a graph in messages.

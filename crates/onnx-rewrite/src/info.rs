@@ -30,6 +30,8 @@ pub struct ModelInfo {
     pub external_bytes: u64,
     /// Node count per operator, `domain.Op` for non-default domains, over every graph.
     pub ops: BTreeMap<String, usize>,
+    /// What each pass would find, by pass name (passes with nothing to do are left out).
+    pub passes: BTreeMap<String, String>,
 }
 
 /// A graph input or output.
@@ -83,6 +85,10 @@ impl ModelInfo {
             initializer_bytes: 0,
             external_bytes: 0,
             ops: BTreeMap::new(),
+            passes: crate::pipeline::registry()
+                .iter()
+                .filter_map(|p| Some((p.name().to_owned(), p.survey(model)?)))
+                .collect(),
         };
         for graph_id in model.graph_ids() {
             let graph = model.graph(graph_id);

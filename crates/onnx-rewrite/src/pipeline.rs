@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
 use onnx_rewrite_egraph::roundtrip::EgraphRoundTrip;
+use onnx_rewrite_gemm_to_matmul::GemmToMatmulPass;
 use onnx_rewrite_ir::Model;
 
 /// A pass list could not be parsed.
@@ -19,7 +20,7 @@ pub enum PipelineError {
 
 /// Every pass, in the sound order `all` runs them.
 pub fn registry() -> Vec<Arc<dyn Pass>> {
-    vec![Arc::new(EgraphRoundTrip)]
+    vec![Arc::new(EgraphRoundTrip), Arc::new(GemmToMatmulPass)]
 }
 
 /// Passes that `all` leaves out: they transform nothing a user asks for.

@@ -1,0 +1,196 @@
+//! Test support for passes: build a model from ONNX text syntax, run a pass, print the result
+//! for a snapshot, and check by execution (tract-onnx, in process) that it computes what the
+//! original computed.
+
+use onnx_rewrite_egraph::pass::{Pass, PassContext, PassReport};
+use onnx_rewrite_ir::Model;
+use onnx_rewrite_proto::tensor_proto::DataType;
+use onnx_rewrite_proto::tensor_shape_proto::dimension::Value as Dim;
+use onnx_rewrite_proto::type_proto::Value as Ty;
+use onnx_rewrite_proto::{Message, ModelProto};
+use onnx_rewrite_text::{PrintOptions, parse_model, print_model};
+use tract_onnx::prelude::*;
+
+/// A model from ONNX text syntax (panics with the parse error: test input is ours).
+pub fn model(text: &str) -> Model {
+    let proto = parse_model(text).unwrap_or_else(|e| panic!("test model parses: {e}"));
+    onnx_rewrite_ir::load::from_proto(proto, None)
+        .unwrap_or_else(|e| panic!("test model loads: {e}"))
+}
+
+/// The model in ONNX text syntax, initializers of more than 16 elements abbreviated.
+pub fn text(model: &Model) -> String {
+    let proto = onnx_rewrite_ir::save::to_proto(model).expect("the model converts to a proto");
+    print_model(
+        &proto,
+        &PrintOptions {
+            abbreviate_initializers_over: Some(16),
+        },
+    )
+}
+
+pub fn bytes(model: &Model) -> Vec<u8> {
+    onnx_rewrite_ir::save::to_bytes(model).expect("the model serializes")
+}
+
+/// Runs `pass` on `source` twice (the second run must change nothing) and returns the
+/// rewritten model and the first run's report.
+pub fn apply(pass: &dyn Pass, source: &Model) -> (Model, PassReport) {
+    let mut model = source.clone();
+    let report = pass
+        .run(&mut model, &PassContext::default())
+        .unwrap_or_else(|e| panic!("{} runs: {e}", pass.name()));
+    model.check().expect("IR invariants hold after the pass");
+    let mut again = model.clone();
+    pass.run(&mut again, &PassContext::default())
+        .unwrap_or_else(|e| panic!("{} runs again: {e}", pass.name()));
+    assert_eq!(
+        bytes(&again),
+        bytes(&model),
+        "{} applied to its own output changes nothing",
+        pass.name()
+    );
+    (model, report)
+}
+
+/// Deterministic pseudo-random inputs for every graph input, symbolic dims bound to `dim`.
+pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
+    let proto = onnx_rewrite_ir::save::to_proto(model).expect("converts");
+    let graph = proto.graph.expect("has a graph");
+    let mut state = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    graph
+        .input
+        .iter()
+        .filter(|i| !graph.initializer.iter().any(|t| t.name() == i.name()))
+        .map(|input| {
+            let Some(Ty::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
+            else {
+                panic!("input {} is a tensor", input.name())
+            };
+            let shape: Vec<usize> = t
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| {
+                            if let Some(Dim::DimValue(v)) = d.value {
+                                v as usize
+                            } else {
+                                dim
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let count: usize = shape.iter().product();
+            match DataType::try_from(t.elem_type()).expect("known element type") {
+                DataType::Float => Tensor::from_shape(
+                    &shape,
+                    &(0..count)
+                        .map(|_| (next() % 2001) as f32 / 500.0 - 2.0)
+                        .collect::<Vec<f32>>(),
+                ),
+                DataType::Double => Tensor::from_shape(
+                    &shape,
+                    &(0..count)
+                        .map(|_| (next() % 2001) as f64 / 500.0 - 2.0)
+                        .collect::<Vec<f64>>(),
+                ),
+                DataType::Int64 => Tensor::from_shape(
+                    &shape,
+                    &(0..count)
+                        .map(|_| (next() % 7) as i64 - 3)
+                        .collect::<Vec<i64>>(),
+                ),
+                DataType::Int32 => Tensor::from_shape(
+                    &shape,
+                    &(0..count)
+                        .map(|_| (next() % 7) as i32 - 3)
+                        .collect::<Vec<i32>>(),
+                ),
+                DataType::Bool => Tensor::from_shape(
+                    &shape,
+                    &(0..count).map(|_| next() % 2 == 0).collect::<Vec<bool>>(),
+                ),
+                other => panic!("no random inputs for {other:?}"),
+            }
+            .expect("shape matches data")
+        })
+        .collect()
+}
+
+/// Runs a serialized model with tract on `inputs`.
+pub fn execute(model: &[u8], inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut m = tract_onnx::onnx()
+        .model_for_read(&mut &model[..])
+        .expect("tract reads the model");
+    for (i, input) in inputs.iter().enumerate() {
+        m = m
+            .with_input_fact(
+                i,
+                InferenceFact::dt_shape(input.datum_type(), input.shape()),
+            )
+            .expect("input fact");
+    }
+    let plan = m
+        .into_optimized()
+        .expect("tract optimizes")
+        .into_runnable()
+        .expect("tract plans");
+    let outputs = plan
+        .run(inputs.iter().cloned().map(TValue::from).collect())
+        .expect("tract runs");
+    outputs.into_iter().map(|v| v.into_tensor()).collect()
+}
+
+/// Checks that `after` computes what `before` computes on random inputs (symbolic dims bound
+/// to 1, 3 and 5), within `rtol`/`atol` (the tolerance table of DESIGN.md).
+pub fn assert_same_outputs(before: &Model, after: &Model, rtol: f64, atol: f64) {
+    let (b, a) = (bytes(before), bytes(after));
+    for (seed, dim) in [(1, 1), (2, 3), (3, 5)] {
+        let inputs = inputs(before, dim, seed);
+        let want = execute(&b, &inputs);
+        let got = execute(&a, &inputs);
+        assert_eq!(got.len(), want.len(), "output count");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.shape(), w.shape(), "output {i} shape");
+            let (g, w) = (
+                g.cast_to::<f64>().expect("numeric"),
+                w.cast_to::<f64>().expect("numeric"),
+            );
+            let (g, w) = (
+                g.to_plain_array_view::<f64>().expect("f64"),
+                w.to_plain_array_view::<f64>().expect("f64"),
+            );
+            for (x, y) in g.iter().zip(w.iter()) {
+                assert!(
+                    (x - y).abs() <= atol + rtol * y.abs() || (x.is_nan() && y.is_nan()),
+                    "output {i}: {x} vs {y} (dim {dim})"
+                );
+            }
+        }
+    }
+}
+
+/// A decoded copy of the model's proto, for structural assertions.
+pub fn proto(model: &Model) -> ModelProto {
+    ModelProto::decode(bytes(model).as_slice()).expect("decodes")
+}
+
+/// How many nodes of `op_type` the main graph and its subgraphs hold.
+pub fn count_ops(model: &Model, op_type: &str) -> usize {
+    model
+        .graph_ids()
+        .flat_map(|g| model.graph(g).nodes().to_vec())
+        .filter(|n| model.node(*n).op_type() == op_type)
+        .count()
+}
