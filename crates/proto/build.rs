@@ -24,6 +24,14 @@ fn main() {
     // Every `bytes` field becomes `bytes::Bytes`, so decoding from a memory-mapped buffer slices
     // instead of copying (weights live in `TensorProto.raw_data`).
     config.bytes(["."]);
+    // Rare, large optional fields live behind a pointer, so that every attribute and sparse
+    // tensor does not carry a whole TensorProto inline (an AttributeProto is 1.7 KB otherwise,
+    // and a model has one per node or more).
+    config.boxed(".onnx.AttributeProto.t");
+    config.boxed(".onnx.AttributeProto.sparse_tensor");
+    config.boxed(".onnx.AttributeProto.tp");
+    config.boxed(".onnx.SparseTensorProto.values");
+    config.boxed(".onnx.SparseTensorProto.indices");
     config.out_dir(&out);
     config
         .compile_fds(fds.clone())

@@ -13,6 +13,11 @@ mod progress;
 
 use std::process::ExitCode;
 
+// The passes allocate many small objects (e-nodes, facts, names); mimalloc is about 40% faster
+// than the system allocator on a 100k-node graph (`cargo bench -p onnx-rewrite --bench egraph`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use crate::args::{Cli, Command};

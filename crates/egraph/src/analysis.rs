@@ -3,7 +3,7 @@
 //! dims or constants) must not be merged; when a rule does it anyway, the conflict is
 //! recorded with the rule's name and the pass fails rather than emit a graph it cannot trust.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use egg::{Analysis, DidMerge, EGraph, Id};
@@ -128,10 +128,10 @@ impl Analysis<Onnx> for OnnxAnalysis {
                 _ => ClassData::Value(ValueFacts::default()),
             },
             Onnx::Op(key, children) => {
-                let op = egraph.analysis.ops.get(*key).clone();
+                let explicit = egraph.analysis.ops.get(*key).inputs;
                 let inputs: Vec<Option<ValueFacts>> = children
                     .iter()
-                    .take(op.inputs)
+                    .take(explicit)
                     .map(|child| {
                         let class = &egraph[*child];
                         if class.nodes.iter().any(|n| matches!(n, Onnx::Missing)) {
@@ -143,16 +143,24 @@ impl Analysis<Onnx> for OnnxAnalysis {
                     .collect();
                 let input_refs: Vec<Option<&ValueFacts>> =
                     inputs.iter().map(Option::as_ref).collect();
+                // Disjoint borrows of the analysis: the key table, read; the symbols, written.
+                let OnnxAnalysis {
+                    ops,
+                    symbols,
+                    limits,
+                    opsets,
+                    ..
+                } = &mut egraph.analysis;
+                let op = ops.get(*key);
+                let opset = opsets.get(op.domain.as_str()).copied().unwrap_or(0);
                 let info = OpInfo {
                     domain: &op.domain,
                     op_type: &op.op_type,
                     attributes: &op.attributes,
-                    opset: egraph.analysis.opset(&op.domain),
+                    opset,
                     outputs: op.output_slots(),
                 };
-                let analysis = &mut egraph.analysis;
-                let mut outputs =
-                    facts::infer(&info, &input_refs, &mut analysis.symbols, &analysis.limits);
+                let mut outputs = facts::infer(&info, &input_refs, symbols, limits);
                 outputs.resize_with(op.output_slots(), ValueFacts::default);
                 if op.is_tuple() {
                     ClassData::Tuple(outputs)

@@ -12,8 +12,9 @@
 //! `Identity` gives it the name. Nodes come out in topological order that follows the original
 //! order wherever the graph did not change, so an untouched graph comes out byte for byte.
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap};
 
 use egg::{Id, Language};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, Use, ValueDef, ValueId};
@@ -120,9 +121,9 @@ pub fn emit(
     // The needed classes, children before parents, and each class's first consumer.
     let root = find(lowered.root);
     let mut post_order: Vec<Id> = Vec::new();
-    let mut consumer: HashMap<Id, Id> = HashMap::new();
+    let mut consumer: HashMap<Id, Id> = HashMap::default();
     {
-        let mut seen: HashSet<Id> = HashSet::new();
+        let mut seen: HashSet<Id> = HashSet::default();
         let mut stack: Vec<(Id, bool)> = vec![(root, false)];
         while let Some((class, expanded)) = stack.pop() {
             if expanded {
@@ -149,10 +150,12 @@ pub fn emit(
         .enumerate()
         .map(|(i, n)| (*n, i))
         .collect();
+    let origin_of_node: HashMap<NodeId, &crate::lower::Origin> =
+        lowered.origins.iter().map(|o| (o.node, o)).collect();
     let mut origins: Vec<&crate::lower::Origin> = lowered.origins.iter().collect();
     origins.sort_by_key(|o| position.get(&o.node).copied().unwrap_or(usize::MAX));
-    let mut claimable: HashMap<Onnx, Vec<NodeId>> = HashMap::new();
-    let mut origin_of_class: HashMap<Id, NodeId> = HashMap::new();
+    let mut claimable: HashMap<Onnx, Vec<NodeId>> = HashMap::default();
+    let mut origin_of_class: HashMap<Id, NodeId> = HashMap::default();
     for origin in &origins {
         claimable
             .entry(origin.enode.clone().map_children(find))
@@ -165,7 +168,7 @@ pub fn emit(
     for list in claimable.values_mut() {
         list.reverse();
     }
-    let mut claimed: HashMap<Id, NodeId> = HashMap::new();
+    let mut claimed: HashMap<Id, NodeId> = HashMap::default();
     for &class in &post_order {
         if let Onnx::Op(..) = chosen(class)?
             && let Some(list) = claimable.get_mut(&chosen(class)?.clone().map_children(find))
@@ -183,7 +186,7 @@ pub fn emit(
         .map(|io| io.value)
         .collect();
     let mut kept: HashSet<NodeId> = claimed.values().copied().collect();
-    let mut output_claims: HashMap<usize, (Id, NodeId)> = HashMap::new();
+    let mut output_claims: HashMap<usize, (Id, NodeId)> = HashMap::default();
     if let Onnx::Root(outputs) = chosen(root)? {
         for (index, class) in outputs.iter().enumerate() {
             let Some((node, _)) = original_outputs
@@ -192,7 +195,7 @@ pub fn emit(
             else {
                 continue;
             };
-            let Some(origin) = lowered.origins.iter().find(|o| o.node == node) else {
+            let Some(origin) = origin_of_node.get(&node) else {
                 continue;
             };
             let class = find(*class);
@@ -223,7 +226,7 @@ pub fn emit(
     }
 
     // The name each class would like: the earliest original value of it.
-    let mut preferred: HashMap<Id, String> = HashMap::new();
+    let mut preferred: HashMap<Id, String> = HashMap::default();
     for origin in &origins {
         for output in model.node(origin.node).outputs().iter().flatten() {
             if let Some(class) = lowered.classes.get(output) {
@@ -235,8 +238,8 @@ pub fn emit(
     }
     // Where each class goes: its original node's position, else its consumer's; and the base
     // of new node names.
-    let mut rank: HashMap<Id, usize> = HashMap::new();
-    let mut base: HashMap<Id, String> = HashMap::new();
+    let mut rank: HashMap<Id, usize> = HashMap::default();
+    let mut base: HashMap<Id, String> = HashMap::default();
     for &class in post_order.iter().rev() {
         let own = match chosen(class)? {
             Onnx::Proj(_, [tuple]) => origin_of_class.get(&find(*tuple)),
@@ -262,8 +265,8 @@ pub fn emit(
         ..EmitStats::default()
     };
     // Values for every needed class, children first.
-    let mut value_of: HashMap<Id, Option<ValueId>> = HashMap::new();
-    let mut node_of: HashMap<Id, NodeId> = HashMap::new();
+    let mut value_of: HashMap<Id, Option<ValueId>> = HashMap::default();
+    let mut node_of: HashMap<Id, NodeId> = HashMap::default();
     let mut emitted: Vec<(NodeId, usize)> = Vec::new();
     let mut new_nodes = 0;
     for &class in &post_order {
@@ -305,7 +308,7 @@ pub fn emit(
                     }
                     redirect_captures(
                         model,
-                        lowered,
+                        &origin_of_node,
                         original,
                         children.get(op.inputs..).unwrap_or(&[]),
                         &value_of,
@@ -372,7 +375,7 @@ pub fn emit(
         }
         redirect_captures(
             model,
-            lowered,
+            &origin_of_node,
             node,
             children.get(inputs..).unwrap_or(&[]),
             &value_of,
@@ -387,7 +390,7 @@ pub fn emit(
     let Onnx::Root(outputs) = chosen(root)?.clone() else {
         return Err(EmitError::NoChoice(root));
     };
-    let mut output_values: HashSet<ValueId> = HashSet::new();
+    let mut output_values: HashSet<ValueId> = HashSet::default();
     for (index, class) in outputs.iter().enumerate() {
         let Some(value) = value_of.get(&find(*class)).copied().flatten() else {
             continue;
@@ -439,15 +442,8 @@ pub fn emit(
         }
     }
 
-    // Remove what is no longer needed: first every read the dying nodes make, then the nodes.
-    for &node in &dying {
-        for slot in 0..model.node(node).inputs().len() {
-            model.set_node_input(node, slot, None);
-        }
-    }
-    for &node in &dying {
-        model.remove_node(node)?;
-    }
+    // Remove what is no longer needed.
+    model.remove_nodes(&dying)?;
     let live: HashSet<ValueId> = live_values(model, graph);
     model
         .graph_mut(graph)
@@ -463,13 +459,17 @@ pub fn emit(
 /// now have.
 fn redirect_captures(
     model: &mut Model,
-    lowered: &Lowered,
+    origin_of_node: &HashMap<NodeId, &crate::lower::Origin>,
     node: NodeId,
     capture_classes: &[Id],
     value_of: &HashMap<Id, Option<ValueId>>,
     find: &dyn Fn(Id) -> Id,
 ) {
-    let Some(origin) = lowered.origins.iter().find(|o| o.node == node) else {
+    // Only opaque nodes capture; looking up the origin of every other node would cost a scan.
+    if capture_classes.is_empty() {
+        return;
+    }
+    let Some(origin) = origin_of_node.get(&node) else {
         return;
     };
     let subgraphs: Vec<GraphId> = model.node(node).subgraphs().collect();

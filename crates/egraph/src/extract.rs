@@ -16,8 +16,9 @@
 //!
 //! Ties break on e-class and e-node order, so the same e-graph always extracts the same way.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use egg::{Id, Language};
 

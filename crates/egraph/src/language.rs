@@ -8,7 +8,7 @@
 //! bytes), tensors a rule creates are [`Onnx::Const`]s, and the graph outputs hang under one
 //! [`Onnx::Root`].
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use egg::{Id, Language};
 use onnx_rewrite_ir::{NodeId, ValueId};

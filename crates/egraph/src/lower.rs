@@ -6,7 +6,7 @@
 //! [`Lowered::origins`] remembers which IR node every lowered e-node came from, so that
 //! extraction can keep the nodes no rule changed (their names, doc strings and metadata).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use egg::Id;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
@@ -88,7 +88,7 @@ pub fn lower(model: &Model, graph: GraphId, options: &LowerOptions) -> Result<Lo
         graph,
         root: Id::from(0usize),
         origins: Vec::new(),
-        classes: HashMap::new(),
+        classes: HashMap::default(),
         notes: Vec::new(),
     };
     let order = model.topological_order(graph)?;

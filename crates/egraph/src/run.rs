@@ -6,7 +6,8 @@
 //! saturation stops; the time limit is only a safety net, and a run that hits it is an error,
 //! not a different answer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +78,11 @@ pub struct EgraphStats {
     pub iterations: usize,
     /// Why each run stopped, with how many runs stopped so.
     pub stop_reasons: BTreeMap<String, usize>,
+    /// Milliseconds spent lowering, saturating, extracting and writing back, summed over graphs.
+    pub lower_ms: f64,
+    pub saturate_ms: f64,
+    pub extract_ms: f64,
+    pub emit_ms: f64,
 }
 
 /// What a run did.
@@ -134,21 +140,23 @@ pub fn rewrite_model(
         rewrite_graph(model, graph, rules, options, &mut names, &mut summary)?;
     }
     // Constants the rewrite left unread go (a replaced weight); those unread before stay.
-    for value in read_before {
-        if model.value(value).uses().is_empty() {
-            summary.emitted.bytes_removed += model
-                .value(value)
-                .initializer()
-                .map_or(0, onnx_rewrite_ir::tensor::payload_len);
-            summary.emitted.initializers_removed += 1;
-            model
-                .remove_initializer(value)
-                .map_err(|source| RunError::Emit {
-                    graph: describe_graph(model, model.value(value).graph()),
-                    source: source.into(),
-                })?;
-        }
+    let unread: Vec<ValueId> = read_before
+        .into_iter()
+        .filter(|v| model.value(*v).uses().is_empty())
+        .collect();
+    for value in &unread {
+        summary.emitted.bytes_removed += model
+            .value(*value)
+            .initializer()
+            .map_or(0, onnx_rewrite_ir::tensor::payload_len);
     }
+    summary.emitted.initializers_removed += unread.len();
+    model
+        .remove_initializers(&unread)
+        .map_err(|source| RunError::Emit {
+            graph: "the model".to_owned(),
+            source: source.into(),
+        })?;
     Ok(summary)
 }
 
@@ -197,6 +205,7 @@ fn rewrite_graph(
     summary: &mut RewriteSummary,
 ) -> Result<(), RunError> {
     let label = describe_graph(model, graph);
+    let clock = std::time::Instant::now();
     let lower_options = LowerOptions {
         limits: Limits::default(),
         fold_constants: options.fold_constants,
@@ -213,6 +222,8 @@ fn rewrite_graph(
         lowered.egraph.analysis.trace = Some(Vec::new());
     }
 
+    let lower_ms = clock.elapsed().as_secs_f64() * 1e3;
+    let clock = std::time::Instant::now();
     let egraph = std::mem::take(&mut lowered.egraph);
     let node_limit = options
         .limits
@@ -224,7 +235,13 @@ fn rewrite_graph(
         .with_node_limit(node_limit)
         .with_iter_limit(options.limits.iter_limit)
         .with_time_limit(options.limits.time_limit)
-        .with_scheduler(BackoffScheduler::default());
+        // Rules here are anchored on one operator and rewrite each anchor once; banning a
+        // rule because a big graph has many anchors would only spread the work over more
+        // iterations. The backoff still reins in a rule that explodes past the graph's size.
+        .with_scheduler(
+            BackoffScheduler::default()
+                .with_initial_match_limit(2 * node_limit.min(1 << 24) / 4 + 1000),
+        );
     if !rewrites.is_empty() {
         runner = runner.run(&rewrites);
     }
@@ -253,7 +270,10 @@ fn rewrite_graph(
             what: conflict.clone(),
         });
     }
+    let saturate_ms = clock.elapsed().as_secs_f64() * 1e3;
     let stats = &mut summary.egraph;
+    stats.lower_ms += lower_ms;
+    stats.saturate_ms += saturate_ms;
     stats.graphs += 1;
     stats.nodes += egraph.total_size();
     stats.classes += egraph.number_of_classes();
@@ -263,7 +283,7 @@ fn rewrite_graph(
 
     // Mandatory rules: their anchor goes wherever they produced an alternative.
     let mandatory: Vec<&Arc<dyn Rule>> = rules.iter().filter(|r| r.mandatory()).collect();
-    let mut pruned: HashSet<(Id, Onnx)> = HashSet::new();
+    let mut pruned: HashSet<(Id, Onnx)> = HashSet::default();
     for class in egraph.classes() {
         for rule in &mandatory {
             let (anchors, others): (Vec<&Onnx>, Vec<&Onnx>) = class
@@ -276,21 +296,25 @@ fn rewrite_graph(
         }
     }
     let is_pruned = |class: Id, node: &Onnx| pruned.contains(&(class, node.clone()));
+    let clock = std::time::Instant::now();
     lowered.egraph = egraph;
     let extraction = extract::extract(&lowered.egraph, lowered.root, options.cost, &is_pruned)
         .map_err(|source| RunError::Extract {
             graph: label.clone(),
             source,
         })?;
+    summary.egraph.extract_ms += clock.elapsed().as_secs_f64() * 1e3;
+    let clock = std::time::Instant::now();
     let (emitted, node_of) =
         emit::emit(model, &lowered, &extraction, names).map_err(|source| RunError::Emit {
             graph: label.clone(),
             source,
         })?;
+    summary.egraph.emit_ms += clock.elapsed().as_secs_f64() * 1e3;
     accumulate(&mut summary.emitted, &emitted);
 
     // Report the declines whose node stayed.
-    let mut reported: HashSet<(&'static str, Id)> = HashSet::new();
+    let mut reported: HashSet<(&'static str, Id)> = HashSet::default();
     for record in &lowered.egraph.analysis.declines {
         let class = lowered.egraph.find(record.class);
         let Some(rule) = rules.iter().find(|r| r.name() == record.rule) else {

@@ -6,7 +6,7 @@
 //! - a node's output count never changes after creation;
 //! - a removed node is in no graph's node list, and its outputs have no uses.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use onnx_rewrite_proto as proto;
 use smallvec::SmallVec;
@@ -73,8 +73,9 @@ pub struct Value {
     graph: GraphId,
     def: ValueDef,
     uses: Vec<Use>,
-    initializer: Option<proto::TensorProto>,
-    sparse_initializer: Option<proto::SparseTensorProto>,
+    // Boxed: most values are node outputs, and a TensorProto is 344 bytes.
+    initializer: Option<Box<proto::TensorProto>>,
+    sparse_initializer: Option<Box<proto::SparseTensorProto>>,
 }
 
 impl Value {
@@ -105,10 +106,10 @@ impl Value {
     /// even when `data_location` is `EXTERNAL`: that field records where the tensor was stored
     /// (and where [`crate::save`] stores it again by default), not where its bytes are now.
     pub fn initializer(&self) -> Option<&proto::TensorProto> {
-        self.initializer.as_ref()
+        self.initializer.as_deref()
     }
     pub fn sparse_initializer(&self) -> Option<&proto::SparseTensorProto> {
-        self.sparse_initializer.as_ref()
+        self.sparse_initializer.as_deref()
     }
 }
 
@@ -388,7 +389,7 @@ impl Model {
         tensor: proto::TensorProto,
     ) -> ValueId {
         let value = self.add_value(graph, name.into(), ValueDef::Initializer);
-        self.values[value.index()].initializer = Some(tensor);
+        self.values[value.index()].initializer = Some(Box::new(tensor));
         self.graphs[graph.index()].initializers.push(value);
         value
     }
@@ -399,7 +400,7 @@ impl Model {
         let v = &mut self.values[value.index()];
         debug_assert_eq!(v.def, ValueDef::Input);
         let first = v.initializer.is_none();
-        v.initializer = Some(tensor);
+        v.initializer = Some(Box::new(tensor));
         if first {
             let graph = v.graph;
             self.graphs[graph.index()].initializers.push(value);
@@ -410,7 +411,7 @@ impl Model {
     pub fn set_initializer(&mut self, value: ValueId, tensor: proto::TensorProto) {
         let v = &mut self.values[value.index()];
         debug_assert!(v.initializer.is_some(), "only constants have data");
-        v.initializer = Some(tensor);
+        v.initializer = Some(Box::new(tensor));
     }
 
     /// Appends a sparse constant to `graph`.
@@ -421,7 +422,7 @@ impl Model {
         tensor: proto::SparseTensorProto,
     ) -> ValueId {
         let value = self.add_value(graph, name.into(), ValueDef::SparseInitializer);
-        self.values[value.index()].sparse_initializer = Some(tensor);
+        self.values[value.index()].sparse_initializer = Some(Box::new(tensor));
         self.graphs[graph.index()].sparse_initializers.push(value);
         value
     }
@@ -574,69 +575,117 @@ impl Model {
     /// unused; its inputs (and its subgraphs' reads of outer values) stop using their values.
     /// The ids stay allocated (never reused).
     pub fn remove_node(&mut self, node: NodeId) -> Result<(), InvariantError> {
-        let n = &self.nodes[node.index()];
-        if n.removed {
-            return Ok(());
-        }
-        for output in n.outputs.iter().flatten() {
-            if !self.values[output.index()].uses.is_empty() {
-                return Err(InvariantError(format!(
-                    "node {} still has readers of output '{}'",
-                    self.describe_node(node),
-                    self.values[output.index()].name
-                )));
-            }
-        }
-        let mut nested: Vec<GraphId> = self.nodes[node.index()].subgraphs().collect();
-        while let Some(graph) = nested.pop() {
-            for inner in std::mem::take(&mut self.graphs[graph.index()].nodes) {
-                nested.extend(self.nodes[inner.index()].subgraphs());
-                for slot in 0..self.nodes[inner.index()].inputs.len() {
-                    self.set_node_input(inner, slot, None);
+        self.remove_nodes(&[node])
+    }
+
+    /// Removes several nodes at once (in one pass over each graph's node list); the outputs of
+    /// each may be read only by nodes of the same batch.
+    pub fn remove_nodes(&mut self, nodes: &[NodeId]) -> Result<(), InvariantError> {
+        let batch: HashSet<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !self.nodes[n.index()].removed)
+            .collect();
+        let bodies: Vec<GraphId> = batch
+            .iter()
+            .flat_map(|n| self.nodes[n.index()].subgraphs())
+            .collect();
+        let goes = |graph: GraphId| bodies.iter().any(|b| self.is_within(graph, *b));
+        // Check everything first, so that a refusal leaves the model as it was.
+        for &node in nodes {
+            for output in self.nodes[node.index()].outputs.iter().flatten() {
+                let outside = self.values[output.index()].uses.iter().find(|u| match u {
+                    Use::Node { node: reader, .. } => {
+                        !batch.contains(reader) && !goes(self.nodes[reader.index()].graph)
+                    }
+                    Use::GraphOutput { graph, .. } => !goes(*graph),
+                });
+                if let Some(reader) = outside {
+                    return Err(InvariantError(format!(
+                        "node {} still has readers of output '{}' ({reader:?})",
+                        self.describe_node(node),
+                        self.values[output.index()].name
+                    )));
                 }
-                self.nodes[inner.index()].removed = true;
-            }
-            for (index, output) in std::mem::take(&mut self.graphs[graph.index()].outputs)
-                .into_iter()
-                .enumerate()
-            {
-                let the_use = Use::GraphOutput {
-                    graph,
-                    index: index as u32,
-                };
-                self.values[output.value.index()]
-                    .uses
-                    .retain(|u| *u != the_use);
             }
         }
-        for slot in 0..self.nodes[node.index()].inputs.len() {
-            self.set_node_input(node, slot, None);
+        let mut graphs: Vec<GraphId> = Vec::new();
+        for &node in nodes {
+            if self.nodes[node.index()].removed {
+                continue;
+            }
+            let mut nested: Vec<GraphId> = self.nodes[node.index()].subgraphs().collect();
+            while let Some(graph) = nested.pop() {
+                for inner in std::mem::take(&mut self.graphs[graph.index()].nodes) {
+                    nested.extend(self.nodes[inner.index()].subgraphs());
+                    for slot in 0..self.nodes[inner.index()].inputs.len() {
+                        self.set_node_input(inner, slot, None);
+                    }
+                    self.nodes[inner.index()].removed = true;
+                }
+                for (index, output) in std::mem::take(&mut self.graphs[graph.index()].outputs)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let the_use = Use::GraphOutput {
+                        graph,
+                        index: index as u32,
+                    };
+                    self.values[output.value.index()]
+                        .uses
+                        .retain(|u| *u != the_use);
+                }
+            }
+            for slot in 0..self.nodes[node.index()].inputs.len() {
+                self.set_node_input(node, slot, None);
+            }
+            self.nodes[node.index()].removed = true;
+            graphs.push(self.nodes[node.index()].graph);
         }
-        let graph = self.nodes[node.index()].graph;
-        self.graphs[graph.index()].nodes.retain(|n| *n != node);
-        self.nodes[node.index()].removed = true;
+        graphs.sort();
+        graphs.dedup();
+        for graph in graphs {
+            let nodes = &self.nodes;
+            self.graphs[graph.index()]
+                .nodes
+                .retain(|n| !nodes[n.index()].removed);
+        }
         Ok(())
     }
 
     /// Removes a constant (initializer or sparse initializer) that nothing reads.
     pub fn remove_initializer(&mut self, value: ValueId) -> Result<(), InvariantError> {
-        let v = &self.values[value.index()];
-        if !v.uses.is_empty() {
-            return Err(InvariantError(format!(
-                "initializer '{}' is still read",
-                v.name
-            )));
-        }
-        let graph = &mut self.graphs[v.graph.index()];
-        match v.def {
-            ValueDef::Initializer => graph.initializers.retain(|i| *i != value),
-            ValueDef::SparseInitializer => graph.sparse_initializers.retain(|i| *i != value),
-            _ => {
+        self.remove_initializers(&[value])
+    }
+
+    /// Removes several unread constants at once (one pass over each graph's lists).
+    pub fn remove_initializers(&mut self, values: &[ValueId]) -> Result<(), InvariantError> {
+        for &value in values {
+            let v = &self.values[value.index()];
+            if !v.uses.is_empty() {
+                return Err(InvariantError(format!(
+                    "initializer '{}' is still read",
+                    v.name
+                )));
+            }
+            if !matches!(v.def, ValueDef::Initializer | ValueDef::SparseInitializer) {
                 return Err(InvariantError(format!(
                     "'{}' is not an initializer",
                     v.name
                 )));
             }
+        }
+        let gone: HashSet<ValueId> = values.iter().copied().collect();
+        let mut graphs: Vec<GraphId> = values
+            .iter()
+            .map(|v| self.values[v.index()].graph)
+            .collect();
+        graphs.sort();
+        graphs.dedup();
+        for graph in graphs {
+            let g = &mut self.graphs[graph.index()];
+            g.initializers.retain(|i| !gone.contains(i));
+            g.sparse_initializers.retain(|i| !gone.contains(i));
         }
         Ok(())
     }
@@ -749,7 +798,7 @@ impl Model {
     /// A map from name to value for the values defined directly in `graph`.
     pub fn names_in(&self, graph: GraphId) -> HashMap<&str, ValueId> {
         let g = &self.graphs[graph.index()];
-        let mut map = HashMap::new();
+        let mut map = HashMap::default();
         for io in &g.inputs {
             map.insert(self.values[io.value.index()].name.as_str(), io.value);
         }
@@ -829,7 +878,7 @@ impl Model {
 
     /// Checks every arena invariant. Loaders and passes call it in tests and debug builds.
     pub fn check(&self) -> Result<(), InvariantError> {
-        let mut expected: HashMap<ValueId, Vec<Use>> = HashMap::new();
+        let mut expected: HashMap<ValueId, Vec<Use>> = HashMap::default();
         for (gi, graph) in self.graphs.iter().enumerate() {
             let gid = GraphId::new(gi);
             for &node in &graph.nodes {

@@ -5,7 +5,7 @@
 //! to a file inside the model's folder; its `offset` and `length` must lie inside that file.
 //! Each file is memory-mapped once, and tensors are slices of the map.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -128,7 +128,7 @@ impl ExternalFiles {
     pub fn new(model_folder: Option<&Path>) -> Self {
         Self {
             folder: model_folder.map(Path::to_path_buf),
-            mapped: HashMap::new(),
+            mapped: HashMap::default(),
         }
     }
 

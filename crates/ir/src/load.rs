@@ -6,7 +6,7 @@
 //! defined twice in one graph, or nodes that form a cycle are load errors, so passes only ever
 //! see a well-formed arena.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -207,7 +207,7 @@ impl Builder<'_> {
         label: &str,
     ) -> Result<(), LoadErrorKind> {
         let mut scope = Scope {
-            names: HashMap::new(),
+            names: HashMap::default(),
             parent,
         };
         let duplicate = |what: &'static str, name: &str| LoadErrorKind::DuplicateName {

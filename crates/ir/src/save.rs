@@ -9,7 +9,7 @@
 //! destination only once it is complete: a reader never sees a half-written model, and a failed
 //! save leaves the destination as it was.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -386,7 +386,7 @@ fn build_node(model: &Model, id: NodeId) -> Result<proto::NodeProto, crate::aren
 /// Two values of one graph with the same name would make the proto mean something else.
 fn check_unique_names(model: &Model, graph: GraphId) -> Result<(), crate::arena::InvariantError> {
     let g = model.graph(graph);
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let defined = g
         .inputs()
         .iter()

@@ -71,7 +71,7 @@ pub(crate) fn graph_tensors<E>(
         visit(tensor, Site::Initializer)?;
     }
     for sparse in &mut graph.sparse_initializer {
-        for tensor in [sparse.values.as_mut(), sparse.indices.as_mut()]
+        for tensor in [sparse.values.as_deref_mut(), sparse.indices.as_deref_mut()]
             .into_iter()
             .flatten()
         {
@@ -105,15 +105,21 @@ fn attribute_tensors<E>(
         op_type,
         attribute: &attribute_name,
     };
-    for tensor in attribute.t.iter_mut().chain(attribute.tensors.iter_mut()) {
+    for tensor in attribute
+        .t
+        .as_deref_mut()
+        .into_iter()
+        .chain(attribute.tensors.iter_mut())
+    {
         visit(tensor, site)?;
     }
     for sparse in attribute
         .sparse_tensor
-        .iter_mut()
+        .as_deref_mut()
+        .into_iter()
         .chain(attribute.sparse_tensors.iter_mut())
     {
-        for tensor in [sparse.values.as_mut(), sparse.indices.as_mut()]
+        for tensor in [sparse.values.as_deref_mut(), sparse.indices.as_deref_mut()]
             .into_iter()
             .flatten()
         {

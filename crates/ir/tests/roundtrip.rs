@@ -108,7 +108,7 @@ fn rich_model() -> ModelProto {
     constant.attribute = vec![AttributeProto {
         name: s("value"),
         r#type: Some(4),
-        t: Some(float_tensor("", &[], &[1.5])),
+        t: Some(Box::new(float_tensor("", &[], &[1.5]))),
         ..Default::default()
     }];
     let mut resize = node("Resize", &["y", "", "scales"], &["r", ""]);
@@ -131,14 +131,14 @@ fn rich_model() -> ModelProto {
             float_tensor("scales", &[4], &[1.0, 1.0, 2.0, 2.0]),
         ],
         sparse_initializer: vec![SparseTensorProto {
-            values: Some(float_tensor("sp", &[2], &[5.0, 6.0])),
-            indices: Some(TensorProto {
+            values: Some(Box::new(float_tensor("sp", &[2], &[5.0, 6.0]))),
+            indices: Some(Box::new(TensorProto {
                 name: s("sp_idx"),
                 dims: vec![2],
                 data_type: Some(DataType::Int64 as i32),
                 int64_data: vec![0, 3],
                 ..Default::default()
-            }),
+            })),
             dims: vec![4],
         }],
         output: vec![info("out", tensor_type(DataType::Float, &[None, None]))],

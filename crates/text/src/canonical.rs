@@ -313,17 +313,21 @@ impl Canon {
             A::Graph => out.g = Some(self.subgraph(a.g.as_ref().unwrap_or(&default_graph))?),
             A::Graphs => out.graphs = self.each("graphs", &a.graphs, Self::subgraph)?,
             A::Tensor => {
-                out.t = Some(self.tensor(
-                    a.t.as_ref().unwrap_or(&default_tensor),
+                out.t = Some(Box::new(self.tensor(
+                    a.t.as_deref().unwrap_or(&default_tensor),
                     TensorPlace::Attribute,
-                )?);
+                )?));
             }
             A::Tensors => {
                 out.tensors = self.each("tensors", &a.tensors, |c, t| {
                     c.tensor(t, TensorPlace::Attribute)
                 })?
             }
-            A::TypeProto => out.tp = Some(self.type_proto(a.tp.as_ref().unwrap_or(&default_type))?),
+            A::TypeProto => {
+                out.tp = Some(Box::new(
+                    self.type_proto(a.tp.as_deref().unwrap_or(&default_type))?,
+                ))
+            }
             A::TypeProtos => {
                 out.type_protos = self.each("type_protos", &a.type_protos, Self::type_proto)?
             }

@@ -468,7 +468,7 @@ impl<'a> Parser<'a> {
                         AttributeType::Strings
                     }
                     Some(AttributeType::Tensor) => {
-                        attribute.tensors.extend(element.t);
+                        attribute.tensors.extend(element.t.map(|t| *t));
                         AttributeType::Tensors
                     }
                     Some(AttributeType::Graph) => {
@@ -476,7 +476,7 @@ impl<'a> Parser<'a> {
                         AttributeType::Graphs
                     }
                     Some(AttributeType::TypeProto) => {
-                        attribute.type_protos.extend(element.tp);
+                        attribute.type_protos.extend(element.tp.map(|t| *t));
                         AttributeType::TypeProtos
                     }
                     _ => {
@@ -519,11 +519,12 @@ impl<'a> Parser<'a> {
                     {
                         let name = self.optional_quotable_identifier()?;
                         self.lx.eat(b'=');
-                        attribute.t =
-                            Some(self.nested(1, |p| p.tensor_data(name, &value_type, at))?);
+                        attribute.t = Some(Box::new(
+                            self.nested(1, |p| p.tensor_data(name, &value_type, at))?,
+                        ));
                         AttributeType::Tensor
                     } else {
-                        attribute.tp = Some(value_type);
+                        attribute.tp = Some(Box::new(value_type));
                         AttributeType::TypeProto
                     }
                 } else if self.lx.at_special_float() && !names_a_graph {

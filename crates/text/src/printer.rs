@@ -236,14 +236,14 @@ impl<'o> Printer<'o> {
                 self.indent -= INDENT;
             }
             Ok(AttributeType::Tensor) => self.tensor(
-                attribute.t.as_ref().unwrap_or(&TensorProto::default()),
+                attribute.t.as_deref().unwrap_or(&TensorProto::default()),
                 false,
             ),
             Ok(AttributeType::Tensors) => self.list("[", ", ", "]", &attribute.tensors, |p, t| {
                 p.tensor(t, false)
             }),
             Ok(AttributeType::TypeProto) => {
-                self.r#type(attribute.tp.as_ref().unwrap_or(&TypeProto::default()))
+                self.r#type(attribute.tp.as_deref().unwrap_or(&TypeProto::default()))
             }
             Ok(AttributeType::TypeProtos) => {
                 self.list("[", ", ", "]", &attribute.type_protos, |p, t| p.r#type(t))

@@ -444,7 +444,7 @@ fn attribute(graph: BoxedStrategy<GraphProto>) -> impl Strategy<Value = Attribut
         }),
         tensor().prop_map(|t| AttributeProto {
             r#type: Some(AttributeType::Tensor as i32),
-            t: Some(t),
+            t: Some(Box::new(t)),
             ..Default::default()
         }),
         prop::collection::vec(tensor(), 0..3).prop_map(|tensors| AttributeProto {
@@ -454,7 +454,7 @@ fn attribute(graph: BoxedStrategy<GraphProto>) -> impl Strategy<Value = Attribut
         }),
         type_proto().prop_map(|tp| AttributeProto {
             r#type: Some(AttributeType::TypeProto as i32),
-            tp: Some(tp),
+            tp: Some(Box::new(tp)),
             ..Default::default()
         }),
         prop::collection::vec(type_proto(), 0..3).prop_map(|type_protos| AttributeProto {

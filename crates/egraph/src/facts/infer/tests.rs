@@ -57,7 +57,7 @@ fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Tensor as i32),
-        t: Some(t),
+        t: Some(Box::new(t)),
         ..Default::default()
     }
 }

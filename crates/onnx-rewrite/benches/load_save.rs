@@ -4,16 +4,17 @@
 //! Reports wall time of each (best of three, page cache warm for both) and the peak anonymous
 //! memory (RssAnon: heap, not file-backed pages of the memory map) during load + save.
 //!
-//! `cargo bench -p onnx-rewrite-ir --bench load_save` (set `ONNX_REWRITE_BENCH_DIR` to choose
+//! `cargo bench -p onnx-rewrite --bench load_save` (set `ONNX_REWRITE_BENCH_DIR` to choose
 //! where the 3 x 1.6 GB of files go; default `target/bench`).
 
 use std::fs::File;
 use std::io::{Read, Write};
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{AnonSampler, rss_anon_kib};
 
 use onnx_rewrite_ir::load::load_file;
 use onnx_rewrite_ir::save::save_file;
@@ -139,45 +140,6 @@ fn same_tensors(a: &Path, b: &Path) -> bool {
             .collect()
     };
     payloads(&a) == payloads(&b)
-}
-
-fn rss_anon_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Samples RssAnon every millisecond on a thread, keeping the peak.
-struct AnonSampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl AnonSampler {
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_anon_kib()));
-        let thread = {
-            let (stop, peak) = (stop.clone(), peak.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_anon_kib(), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-        };
-        Self { stop, peak, thread }
-    }
-
-    fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap();
-        self.peak.load(Ordering::Relaxed)
-    }
 }
 
 /// Writes a 28-layer encoder with ModernBERT-large's weight shapes; every weight external.
