@@ -12,7 +12,7 @@ use crate::args::{ApplyArgs, ExternalData, LimitArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
-pub fn run(args: &ApplyArgs) -> Result<(), Failure> {
+pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), Failure> {
     let pipeline =
         Pipeline::parse(&args.passes).map_err(|e| Failure::Input(format!("--passes: {e}")))?;
     if !args.in_place && same_file(&args.input, &args.output) {
@@ -24,6 +24,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), Failure> {
     let cx = PassContext {
         limits: limits(&args.limits)?,
         trace: args.trace_rules,
+        options,
     };
 
     let progress = Progress::for_model(&args.input);

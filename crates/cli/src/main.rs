@@ -18,13 +18,18 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+use onnx_rewrite::PassOptions;
+use onnx_rewrite::pipeline::registry;
 
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             // clap exits with 2 on usage errors; our contract says 1 (2 means a pass refused).
             let _ = e.print();
@@ -36,7 +41,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Apply(args) => apply::run(&args),
+        Command::Apply(args) => apply::run(&args, pass_options(&matches)),
         Command::Print(args) => print::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Passes => info::list_passes(),
@@ -48,4 +53,46 @@ fn main() -> ExitCode {
             ExitCode::from(failure.exit_code())
         }
     }
+}
+
+/// The command line: the derived grammar plus every pass's own options on `apply`.
+fn command() -> clap::Command {
+    let passes = registry();
+    Cli::command().mut_subcommand("apply", |mut apply| {
+        for option in passes.iter().flat_map(|p| p.options()) {
+            let arg = Arg::new(option.flag)
+                .long(option.flag)
+                .help(option.help)
+                .help_heading("Pass options");
+            apply = apply.arg(match option.value {
+                None => arg.action(ArgAction::SetTrue),
+                Some(name) => arg.value_name(name).action(if option.repeated {
+                    ArgAction::Append
+                } else {
+                    ArgAction::Set
+                }),
+            });
+        }
+        apply
+    })
+}
+
+/// The pass options given to `apply`.
+fn pass_options(matches: &ArgMatches) -> PassOptions {
+    let mut options = PassOptions::default();
+    let Some(("apply", apply)) = matches.subcommand() else {
+        return options;
+    };
+    for option in registry().iter().flat_map(|p| p.options()) {
+        match option.value {
+            None if apply.get_flag(option.flag) => options.set(option.flag, None),
+            None => {}
+            Some(_) => {
+                for value in apply.get_many::<String>(option.flag).into_iter().flatten() {
+                    options.set(option.flag, Some(value.clone()));
+                }
+            }
+        }
+    }
+    options
 }

@@ -24,5 +24,5 @@ pub mod run;
 pub use analysis::{ClassData, OnnxAnalysis, OnnxEGraph};
 pub use egg::Id;
 pub use language::{Onnx, OpData};
-pub use pass::{Pass, PassContext, PassError, PassReport};
+pub use pass::{Pass, PassContext, PassError, PassOption, PassOptions, PassReport};
 pub use run::RunLimits;

@@ -21,6 +21,11 @@ pub trait Pass: Send + Sync {
     fn needs(&self) -> &'static [&'static str] {
         &[]
     }
+    /// The pass's options. Each becomes the CLI flag `--<flag>` (named after the pass, such as
+    /// `fp16-keep-io-types`); their values reach [`Pass::run`] in [`PassContext::options`].
+    fn options(&self) -> &'static [PassOption] {
+        &[]
+    }
     /// What the pass would find in `model`, for `onnx-rewrite info` (`None`: nothing to do).
     fn survey(&self, _model: &Model) -> Option<String> {
         None
@@ -34,6 +39,47 @@ pub struct PassContext {
     pub limits: RunLimits,
     /// Record every rule decision in the report.
     pub trace: bool,
+    /// Values of the passes' options, by flag name.
+    pub options: PassOptions,
+}
+
+/// One option of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassOption {
+    /// The flag without dashes, prefixed with the pass name: `fp16-block-op`.
+    pub flag: &'static str,
+    pub help: &'static str,
+    /// The value's name in help (`OP`); `None` for a switch that takes no value.
+    pub value: Option<&'static str>,
+    /// Whether the flag may be given several times (values accumulate, in order).
+    pub repeated: bool,
+}
+
+/// Option values given on the command line (or by a library caller), by flag name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassOptions(BTreeMap<String, Vec<String>>);
+
+impl PassOptions {
+    /// Sets a switch (no value) or appends a value.
+    pub fn set(&mut self, flag: &str, value: Option<String>) {
+        let values = self.0.entry(flag.to_owned()).or_default();
+        values.extend(value);
+    }
+
+    /// Whether a switch (or any value of the flag) was given.
+    pub fn is_set(&self, flag: &str) -> bool {
+        self.0.contains_key(flag)
+    }
+
+    /// The last value given for a flag.
+    pub fn value(&self, flag: &str) -> Option<&str> {
+        self.0.get(flag).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    /// Every value given for a repeated flag, in order.
+    pub fn values(&self, flag: &str) -> &[String] {
+        self.0.get(flag).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// A pass could not produce output.

@@ -17,7 +17,9 @@ pub mod pipeline;
 use std::path::Path;
 
 pub use onnx_rewrite_egraph as egraph;
-pub use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
+pub use onnx_rewrite_egraph::pass::{
+    Pass, PassContext, PassError, PassOption, PassOptions, PassReport,
+};
 pub use onnx_rewrite_ir as ir;
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;
