@@ -53,6 +53,20 @@ pub enum LoadErrorKind {
     },
     #[error("{graph}: output '{name}' is not defined in the graph")]
     UndefinedOutput { graph: String, name: String },
+    #[error("{graph}: {node} uses domain '{domain}', for which the model imports no opset")]
+    UnimportedDomain {
+        graph: String,
+        node: String,
+        domain: String,
+    },
+    #[error("the model has more than {limit} nodes")]
+    TooManyNodes { limit: usize },
+    #[error("{graph}: a name of {length} bytes is longer than the limit of {limit}")]
+    NameTooLong {
+        graph: String,
+        length: usize,
+        limit: usize,
+    },
     #[error("{graph}: the nodes form a cycle through {node}")]
     Cycle { graph: String, node: String },
     #[error("{graph}: {node}: attribute '{attribute}' has graph-valued fields of the wrong kind")]

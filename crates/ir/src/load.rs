@@ -105,7 +105,12 @@ fn from_proto_in(
     let mut model = Model::new(decoded, proto::GraphProto::default());
     let main = model.main();
     let label = format!("graph '{}'", graph.name());
-    let mut builder = Builder { model: &mut model };
+    let domains = imported_domains(&model.proto.opset_import);
+    let mut builder = Builder {
+        model: &mut model,
+        domains,
+        nodes: 0,
+    };
     let parts = GraphParts::of_graph(graph, &mut builder.model.graph_mut(main).proto);
     builder.graph(main, parts, None, &label)?;
 
@@ -118,11 +123,16 @@ fn from_proto_in(
                 index: index as u32,
             },
         );
+        let model_domains = std::mem::replace(
+            &mut builder.domains,
+            imported_domains(&function.opset_import),
+        );
         builder.model.functions.push(crate::arena::Function {
             proto: function,
             body,
         });
         builder.graph(body, parts, None, &label)?;
+        builder.domains = model_domains;
     }
     Ok(model)
 }
@@ -196,6 +206,31 @@ struct GraphAttribute {
 
 struct Builder<'m> {
     model: &'m mut Model,
+    /// Domains the current scope imports an opset for (the model's, or a function's own);
+    /// `None` for a legacy model that imports none.
+    domains: Option<Vec<String>>,
+    /// Nodes loaded so far, against [`MAX_NODES`].
+    nodes: usize,
+}
+
+/// A model with more nodes than this is refused rather than exhausting memory.
+pub const MAX_NODES: usize = 20_000_000;
+/// A name (of a value, node, graph or function) longer than this is refused.
+pub const MAX_NAME_BYTES: usize = 1 << 16;
+
+fn imported_domains(opsets: &[proto::OperatorSetIdProto]) -> Option<Vec<String>> {
+    (!opsets.is_empty()).then(|| {
+        opsets
+            .iter()
+            .map(|o| {
+                if o.domain() == "ai.onnx" {
+                    String::new()
+                } else {
+                    o.domain().to_owned()
+                }
+            })
+            .collect()
+    })
 }
 
 impl Builder<'_> {
@@ -300,6 +335,38 @@ impl Builder<'_> {
                 if scope.names.contains_key(name) {
                     return Err(duplicate("value", name));
                 }
+            }
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                return Err(LoadErrorKind::TooManyNodes { limit: MAX_NODES });
+            }
+            for name in outputs
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .chain([node.name(), node.op_type()])
+            {
+                if name.len() > MAX_NAME_BYTES {
+                    return Err(LoadErrorKind::NameTooLong {
+                        graph: label.to_owned(),
+                        length: name.len(),
+                        limit: MAX_NAME_BYTES,
+                    });
+                }
+            }
+            let domain = if node.domain() == "ai.onnx" {
+                ""
+            } else {
+                node.domain()
+            };
+            if let Some(domains) = &self.domains
+                && !domains.iter().any(|d| d == domain)
+            {
+                return Err(LoadErrorKind::UnimportedDomain {
+                    graph: label.to_owned(),
+                    node: format!("node '{}' ({})", node.name(), node.op_type()),
+                    domain: domain.to_owned(),
+                });
             }
             let id =
                 self.model
