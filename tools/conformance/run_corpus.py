@@ -122,7 +122,7 @@ class PassSpec:
 
 
 def parse_pass_spec(text: str) -> PassSpec:
-    """``"gemm-to-matmul,lower-if"`` or ``"fp16 --fp16-target bf16"``."""
+    """``"gemm-to-matmul,lower-if"`` or ``"fp16 --fp16-type bfloat16"``."""
     words = shlex.split(text)
     if not words:
         raise ValueError("empty --passes value")
@@ -132,7 +132,7 @@ def parse_pass_spec(text: str) -> PassSpec:
         names = [n for n in names if n != "all"] + list(ALL_PASSES)
     low_precision = None
     if "fp16" in names:
-        low_precision = "bf16" if fp16_target(extra) == "bf16" else "fp16"
+        low_precision = "bf16" if fp16_type(extra) in ("bf16", "bfloat16") else "fp16"
     unknown = tuple(n for n in names if n not in PASS_ROWS and n != "fp16")
     if low_precision is not None:
         row = LOW_PRECISION_ROWS[low_precision]
@@ -143,11 +143,12 @@ def parse_pass_spec(text: str) -> PassSpec:
     return PassSpec(text, passes, extra, low_precision, row, unknown)
 
 
-def fp16_target(extra: tuple[str, ...]) -> str | None:
+def fp16_type(extra: tuple[str, ...]) -> str | None:
+    """The value of the fp16 pass's `--fp16-type` flag (float16|bfloat16)."""
     for i, word in enumerate(extra):
-        if word.startswith("--fp16-target="):
+        if word.startswith("--fp16-type="):
             return word.split("=", 1)[1]
-        if word == "--fp16-target" and i + 1 < len(extra):
+        if word == "--fp16-type" and i + 1 < len(extra):
             return extra[i + 1]
     return None
 
@@ -973,7 +974,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         metavar="LIST",
         help="pass list given to `apply --passes`; repeat for several lists; extra apply flags may "
-        "follow in the same quoted value, e.g. 'fp16 --fp16-target bf16'",
+        "follow in the same quoted value, e.g. 'fp16 --fp16-type bfloat16'",
     )
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPU count)"

@@ -45,7 +45,7 @@ def tolerance(passes: str) -> tuple[float, float]:
     for name in passes.replace(",", " ").split():
         r, a = TOLERANCE.get(name, DEFAULT_TOLERANCE)
         rtol, atol = max(rtol, r), max(atol, a)
-    if "bf16" in passes:
+    if "bf16" in passes or "bfloat16" in passes:
         rtol, atol = max(rtol, 5e-2), max(atol, 5e-2)
     return rtol, atol
 

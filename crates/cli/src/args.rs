@@ -23,6 +23,8 @@ pub enum Command {
     Print(PrintArgs),
     /// Summarize a model: opsets, sizes, inputs and outputs, the op histogram.
     Info(InfoArgs),
+    /// Predict where ONNX Runtime places each node and which Memcpy nodes it inserts.
+    Analyze(AnalyzeArgs),
     /// List the passes, one line each.
     Passes,
 }
@@ -110,4 +112,25 @@ pub struct InfoArgs {
     pub json: bool,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    pub input: PathBuf,
+    /// The execution provider to predict for.
+    #[arg(long, value_enum)]
+    pub ep: AnalyzeEp,
+    /// The onnxruntime version whose kernel tables and rules to apply (default: the pinned one).
+    #[arg(long, value_name = "X")]
+    pub ort_version: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeEp {
+    Cuda,
 }

@@ -4,6 +4,7 @@
 //! README): 0 done; 1 bad input or usage, nothing written; 2 a pass refused the model, `--strict`
 //! met a decline, or `--verify` found an error over tolerance.
 
+mod analyze;
 mod apply;
 mod args;
 mod failure;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply::run(&args, pass_options(&matches)),
         Command::Print(args) => print::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Passes => info::list_passes(),
     };
     match result {

@@ -302,3 +302,50 @@ fn print_info_and_passes_describe_the_model() {
     let passes = String::from_utf8(run(&["passes"]).stdout).unwrap();
     assert!(passes.lines().any(|l| l.starts_with("none ")), "{passes}");
 }
+
+/// Identical input and options give byte-identical output, for every pass, on real exports.
+#[test]
+fn output_is_deterministic_for_every_pass() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/models");
+    let passes = String::from_utf8(run(&["passes"]).stdout).unwrap();
+    let names: Vec<&str> = passes
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.contains(&"egraph"), "{passes}");
+    let dir = tempfile::tempdir().unwrap();
+    for model in [
+        "mlp_gemm_dynamo",
+        "cond_capture",
+        "llama_dynamo",
+        "mixtral_hf_batched_mm",
+    ] {
+        let input = root.join(model).join("model.onnx");
+        for pass in &names {
+            let outputs: Vec<Vec<u8>> = (0..2)
+                .map(|i| {
+                    let output = dir.path().join(format!("{model}.{pass}.{i}.onnx"));
+                    let out = run(&[
+                        "apply",
+                        input.to_str().unwrap(),
+                        "-o",
+                        output.to_str().unwrap(),
+                        "--passes",
+                        pass,
+                        "-q",
+                    ]);
+                    assert!(
+                        matches!(out.status.code(), Some(0 | 2)),
+                        "{model} {pass}: {}",
+                        stderr(&out)
+                    );
+                    std::fs::read(&output).unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(
+                outputs[0], outputs[1],
+                "{model} with {pass}: two runs differ"
+            );
+        }
+    }
+}

@@ -255,6 +255,15 @@ impl Graph {
     pub fn nodes(&self) -> &[NodeId] {
         &self.nodes
     }
+    /// The declaration of input `index`, to edit (its type, say); which value the input is
+    /// cannot change here.
+    pub fn input_info_mut(&mut self, index: usize) -> Option<&mut Option<proto::ValueInfoProto>> {
+        self.inputs.get_mut(index).map(|io| &mut io.info)
+    }
+    /// The declaration of output `index`, to edit; [`Model::set_graph_output`] changes the value.
+    pub fn output_info_mut(&mut self, index: usize) -> Option<&mut Option<proto::ValueInfoProto>> {
+        self.outputs.get_mut(index).map(|io| &mut io.info)
+    }
 }
 
 /// A model-local function. `proto` keeps every `FunctionProto` field but the body (input,
@@ -688,6 +697,37 @@ impl Model {
             g.sparse_initializers.retain(|i| !gone.contains(i));
         }
         Ok(())
+    }
+
+    /// Removes model-local function `index` (its body's nodes go with it) and renumbers the
+    /// owners of the function bodies after it, so `GraphOwner::Function` keeps naming the right
+    /// entry of [`Model::functions`].
+    pub fn remove_function(&mut self, index: usize) -> Result<Function, InvariantError> {
+        if index >= self.functions.len() {
+            return Err(InvariantError(format!("no function {index}")));
+        }
+        let function = self.functions.remove(index);
+        let body = function.body;
+        for (slot, output) in std::mem::take(&mut self.graphs[body.index()].outputs)
+            .into_iter()
+            .enumerate()
+        {
+            let the_use = Use::GraphOutput {
+                graph: body,
+                index: slot as u32,
+            };
+            self.values[output.value.index()]
+                .uses
+                .retain(|u| *u != the_use);
+        }
+        let nodes = self.graphs[body.index()].nodes.clone();
+        self.remove_nodes(&nodes)?;
+        for later in &self.functions[index..] {
+            if let GraphOwner::Function { index: i } = &mut self.graphs[later.body.index()].owner {
+                *i -= 1;
+            }
+        }
+        Ok(function)
     }
 
     /// Sets the serialization order of `graph`'s nodes; `order` must be a permutation of them.

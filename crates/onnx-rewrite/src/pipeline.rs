@@ -4,8 +4,12 @@ use std::sync::Arc;
 
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
 use onnx_rewrite_egraph::roundtrip::EgraphRoundTrip;
+use onnx_rewrite_fp16::Fp16Pass;
 use onnx_rewrite_gemm_to_matmul::GemmToMatmulPass;
+use onnx_rewrite_hoist_scalars::HoistScalarsPass;
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_lower_if::{InlineFunctionsPass, LowerIfPass};
+use onnx_rewrite_moe_dense::MoeDensePass;
 
 /// A pass list could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +24,21 @@ pub enum PipelineError {
 
 /// Every pass, in the sound order `all` runs them.
 pub fn registry() -> Vec<Arc<dyn Pass>> {
-    vec![Arc::new(EgraphRoundTrip), Arc::new(GemmToMatmulPass)]
+    vec![
+        Arc::new(EgraphRoundTrip),
+        // First: every later pass then sees plain ops where a function was called.
+        Arc::new(InlineFunctionsPass),
+        Arc::new(GemmToMatmulPass),
+        Arc::new(LowerIfPass),
+        // After lower-if (it reads the Where steps of an If per expert), before fp16 (the
+        // dense form's Where keeps an overflowing unchosen expert out of float16 sums).
+        Arc::new(MoeDensePass),
+        // After the structural passes (it types what they emit), before hoist-scalars (float16
+        // inputs change where onnxruntime's CUDA EP places a node).
+        Arc::new(Fp16Pass),
+        // Last: it predicts ORT's placement of the graph the other passes leave.
+        Arc::new(HoistScalarsPass),
+    ]
 }
 
 /// Passes that `all` leaves out: they transform nothing a user asks for.

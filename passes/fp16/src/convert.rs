@@ -1,0 +1,195 @@
+//! Float32 tensors to float16 or bfloat16: round to nearest even with `half`'s slice conversion
+//! (F16C on x86-64), in parallel over chunks, written as little-endian `raw_data`.
+
+use bytes::Bytes;
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use onnx_rewrite_proto::TensorProto;
+use onnx_rewrite_proto::tensor_proto::DataType;
+use rayon::prelude::*;
+
+/// The low-precision type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Float16,
+    Bfloat16,
+}
+
+impl Target {
+    pub fn dtype(self) -> DataType {
+        match self {
+            Target::Float16 => DataType::Float16,
+            Target::Bfloat16 => DataType::Bfloat16,
+        }
+    }
+
+    /// The suffix of names the pass makes (`x_fp16`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Target::Float16 => "fp16",
+            Target::Bfloat16 => "bf16",
+        }
+    }
+
+    pub fn max_finite(self) -> f32 {
+        match self {
+            Target::Float16 => f16::MAX.to_f32(),
+            Target::Bfloat16 => bf16::MAX.to_f32(),
+        }
+    }
+
+    /// The smallest magnitude that does not round to zero (half the smallest subnormal).
+    pub fn smallest(self) -> f32 {
+        match self {
+            Target::Float16 => f16::from_bits(1).to_f32() / 2.0,
+            Target::Bfloat16 => bf16::from_bits(1).to_f32() / 2.0,
+        }
+    }
+}
+
+/// Elements converted per task; a multiple of 8 for the SIMD path.
+const CHUNK: usize = 1 << 14;
+
+/// `tensor` (float32) as a `target` tensor with the same name, dims and storage location.
+/// `None` when it is not a float32 tensor with a well-formed payload.
+pub(crate) fn tensor(tensor: &TensorProto, target: Target) -> Option<TensorProto> {
+    if tensor.data_type() != DataType::Float as i32 {
+        return None;
+    }
+    onnx_rewrite_ir::tensor::check_payload(tensor).ok()?;
+    let bytes = match &tensor.raw_data {
+        Some(raw) => convert_raw(raw, target),
+        None => {
+            let mut raw = Vec::with_capacity(tensor.float_data.len() * 4);
+            for x in &tensor.float_data {
+                raw.extend_from_slice(&x.to_le_bytes());
+            }
+            convert_raw(&raw, target)
+        }
+    };
+    let mut out = tensor.clone();
+    out.data_type = Some(target.dtype() as i32);
+    out.float_data.clear();
+    out.raw_data = Some(Bytes::from(bytes));
+    Some(out)
+}
+
+fn convert_raw(src: &[u8], target: Target) -> Vec<u8> {
+    let mut out = vec![0u8; src.len() / 2];
+    out.par_chunks_mut(CHUNK * 2)
+        .zip(src.par_chunks(CHUNK * 4))
+        .for_each(|(dst, src)| {
+            let mut wide = [0f32; CHUNK];
+            let wide = &mut wide[..src.len() / 4];
+            for (w, c) in wide.iter_mut().zip(src.chunks_exact(4)) {
+                *w = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            let mut bits = [0u16; CHUNK];
+            let bits = &mut bits[..wide.len()];
+            match target {
+                Target::Float16 => {
+                    let mut narrow = [f16::ZERO; CHUNK];
+                    let narrow = &mut narrow[..wide.len()];
+                    narrow.convert_from_f32_slice(wide);
+                    for (b, h) in bits.iter_mut().zip(narrow.iter()) {
+                        *b = h.to_bits();
+                    }
+                }
+                Target::Bfloat16 => {
+                    let mut narrow = [bf16::ZERO; CHUNK];
+                    let narrow = &mut narrow[..wide.len()];
+                    narrow.convert_from_f32_slice(wide);
+                    for (b, h) in bits.iter_mut().zip(narrow.iter()) {
+                        *b = h.to_bits();
+                    }
+                }
+            }
+            for (d, b) in dst.chunks_exact_mut(2).zip(bits.iter()) {
+                d.copy_from_slice(&b.to_le_bytes());
+            }
+        });
+    out
+}
+
+/// A float32 scalar list as a `target` tensor (for `Constant.value_float(s)`).
+pub(crate) fn from_floats(values: &[f32], dims: Vec<i64>, target: Target) -> TensorProto {
+    let mut raw = Vec::with_capacity(values.len() * 4);
+    for x in values {
+        raw.extend_from_slice(&x.to_le_bytes());
+    }
+    TensorProto {
+        dims,
+        data_type: Some(target.dtype() as i32),
+        raw_data: Some(Bytes::from(convert_raw(&raw, target))),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_to_nearest_even_and_keeps_specials() {
+        let values = [
+            1.0f32,
+            65504.0,
+            70000.0,
+            -0.0,
+            f32::INFINITY,
+            1e-8,
+            2049.0,
+            4173.0,
+        ];
+        let t = from_floats(&values, vec![values.len() as i64], Target::Float16);
+        let raw = t.raw_data.unwrap();
+        let back: Vec<f32> = raw
+            .chunks_exact(2)
+            .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+            .collect();
+        assert_eq!(
+            back,
+            [
+                1.0,
+                65504.0,
+                f32::INFINITY,
+                -0.0,
+                f32::INFINITY,
+                0.0,
+                2048.0,
+                4172.0
+            ]
+        );
+        let t = from_floats(&[3.0e38, 257.0], vec![2], Target::Bfloat16);
+        let raw = t.raw_data.unwrap();
+        let back: Vec<f32> = raw
+            .chunks_exact(2)
+            .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+            .collect();
+        assert_eq!(back[1], 256.0);
+        assert!(back[0].is_finite());
+    }
+
+    #[test]
+    fn large_tensors_convert_across_chunks() {
+        let n = CHUNK * 3 + 5;
+        let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
+        let mut raw = Vec::new();
+        for x in &values {
+            raw.extend_from_slice(&x.to_le_bytes());
+        }
+        let t = TensorProto {
+            dims: vec![n as i64],
+            data_type: Some(DataType::Float as i32),
+            raw_data: Some(Bytes::from(raw)),
+            ..Default::default()
+        };
+        let out = tensor(&t, Target::Float16).unwrap();
+        let raw = out.raw_data.unwrap();
+        assert_eq!(raw.len(), n * 2);
+        for (i, c) in raw.chunks_exact(2).enumerate() {
+            let x = f16::from_bits(u16::from_le_bytes([c[0], c[1]]));
+            assert_eq!(x, f16::from_f32(values[i]));
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Copy-free host→device bridges for the dynamic scalars that still cross after folding and
+//! sharing.
+//!
+//! CUDA's `Range` reads all three inputs in CPU memory and writes its output to the device,
+//! and ORT keeps it on CUDA when an input is a computed CPU tensor. So an int64 scalar `d`
+//! computed on the host reaches the device, with no Memcpy node, as
+//! `Reshape(Range(d, d + 1, 1), [])`: the value travels as a kernel argument. A float value
+//! computed from such ints (`Sqrt(Cast(d))`) is recomputed on the device from the bridged
+//! ints, since every op in a shape subgraph has a CUDA kernel (that is why ORT considered it).
+//! Exact for |d| < 2^53 (Range computes its length in double), which every size satisfies.
+//!
+//! Structural: it edits the IR where the predictor says a tensor crosses, then the pass checks
+//! with the predictor that the count went down (else it keeps the graph as it was).
+
+use std::collections::BTreeMap;
+
+use onnx_rewrite_egraph::emit::Names;
+use onnx_rewrite_egraph::facts::{ConstData, ConstTensor, DataType};
+use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueId};
+use onnx_rewrite_proto::{AttributeProto, NodeProto};
+
+use crate::ort::memory;
+use crate::placement::sim::{Kind, V};
+use crate::placement::{CpuReason, GraphPlacement, MemcpyKind, Placement};
+
+/// Elements of the largest integer tensor bridged (one `Range` per element).
+const MAX_BRIDGED_ELEMENTS: i64 = 8;
+/// How many ops of a float chain are recomputed on the device, at most.
+const MAX_RECOMPUTED_DEPTH: usize = 16;
+
+/// What bridging one graph did.
+#[derive(Debug, Default)]
+pub(crate) struct Bridged {
+    /// Crossing tensors now reaching the device through a `Range`.
+    pub bridged: Vec<String>,
+    /// Crossings left, as (producer node, reason).
+    pub left: Vec<(Option<NodeId>, String)>,
+    /// Values some reader no longer reads (candidates for dead-node removal).
+    pub unread: Vec<ValueId>,
+}
+
+/// Bridges every host→device crossing of `graph` that can be.
+pub(crate) fn bridge_graph(
+    model: &mut Model,
+    graph: GraphId,
+    placed: &GraphPlacement,
+    names: &mut Names,
+) -> Result<Bridged, InvariantError> {
+    let mut out = Bridged::default();
+    let opset = model
+        .opset("")
+        .or_else(|| model.opset("ai.onnx"))
+        .unwrap_or(1);
+    // Small initializers the graph already has are reused (what ORT's ConstantSharing does).
+    let mut constants = BTreeMap::new();
+    for &init in model.graph(graph).initializers() {
+        let value = model.value(init);
+        if value.def() == onnx_rewrite_ir::ValueDef::Initializer
+            && let Some(c) = value
+                .initializer()
+                .and_then(|t| ConstTensor::from_proto(t, 8))
+        {
+            constants.entry(content_key(&c)).or_insert(init);
+        }
+    }
+    let mut b = Builder {
+        model,
+        graph,
+        placed,
+        names,
+        memo: BTreeMap::new(),
+        constants,
+    };
+    for c in &placed.crossings {
+        let value = &placed.sim.values[c.value];
+        let name = b.model.value(value.id).name().to_owned();
+        if c.kind != MemcpyKind::MemcpyFromHost || value.kind != Kind::Computed {
+            let why = match c.kind {
+                MemcpyKind::MemcpyToHost => {
+                    "a device tensor read on the host (a data-dependent shape or a node without a CUDA kernel) stays"
+                }
+                MemcpyKind::MemcpyFromHost => {
+                    "a graph input read on both devices is copied by ORT; bridging would not avoid it"
+                }
+            };
+            out.left.push((
+                c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
+                format!("'{name}': {why}"),
+            ));
+            continue;
+        }
+        if opset < 11 {
+            out.left.push((
+                None,
+                format!("'{name}': opset {opset} has no Range (11) to bridge with"),
+            ));
+            continue;
+        }
+        match b.on_device(c.value, 0) {
+            Ok(bridged) => {
+                for &(n, slot) in &c.device_readers {
+                    let node = placed.sim.nodes[n].ir;
+                    if let Some(old) = b.model.node(node).inputs().get(slot).copied().flatten() {
+                        out.unread.push(old);
+                    }
+                    b.model.set_node_input(node, slot, Some(bridged));
+                }
+                out.bridged.push(name);
+            }
+            Err(why) => out.left.push((
+                c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
+                format!("'{name}' cannot be bridged: {why}"),
+            )),
+        }
+    }
+    let order = b.model.topological_order(graph).map_err(|n| {
+        InvariantError(format!(
+            "bridging made a cycle through {}",
+            b.model.describe_node(n)
+        ))
+    })?;
+    b.model.set_node_order(graph, order)?;
+    Ok(out)
+}
+
+struct Builder<'a> {
+    model: &'a mut Model,
+    graph: GraphId,
+    placed: &'a GraphPlacement,
+    names: &'a mut Names,
+    /// Simulation value → its device-side IR value.
+    memo: BTreeMap<V, ValueId>,
+    /// Shared small initializers by content.
+    constants: BTreeMap<Vec<u8>, ValueId>,
+}
+
+impl Builder<'_> {
+    /// The device-side equivalent of host value `v`: bridged if it is a small integer tensor,
+    /// recomputed on the device from bridged inputs otherwise.
+    fn on_device(&mut self, v: V, depth: usize) -> Result<ValueId, String> {
+        if let Some(done) = self.memo.get(&v) {
+            return Ok(*done);
+        }
+        let placed = self.placed;
+        let value = &placed.sim.values[v];
+        let elements = value.elements();
+        let result = match value.dtype {
+            Some(dtype @ (DataType::Int64 | DataType::Int32))
+                if elements.is_some_and(|n| (1..=MAX_BRIDGED_ELEMENTS).contains(&n)) =>
+            {
+                let dims = value.static_dims().unwrap_or_default();
+                self.bridge_integer(value.id, dtype, &dims)
+            }
+            _ => self.recompute(v, depth)?,
+        };
+        self.memo.insert(v, result);
+        Ok(result)
+    }
+
+    /// Host op `producer(v)` again, on device-side inputs.
+    fn recompute(&mut self, v: V, depth: usize) -> Result<ValueId, String> {
+        if depth >= MAX_RECOMPUTED_DEPTH {
+            return Err("the host chain is too long to recompute on the device".into());
+        }
+        let placed = self.placed;
+        let sim = &placed.sim;
+        let Some((n, slot)) = sim.producers()[v] else {
+            return Err("no producer".into());
+        };
+        let node = &sim.nodes[n];
+        match &placed.partition.placement[n] {
+            Some(Placement::Cpu(CpuReason::ShapeSubgraph)) => {}
+            Some(Placement::Cpu(CpuReason::NoKernel(why) | CpuReason::Fallback(why))) => {
+                return Err(format!("it is computed by {} ({why})", node.op));
+            }
+            _ => return Err(format!("{} is not a host node", node.op)),
+        }
+        if node.has_subgraph || node.outputs.iter().flatten().count() != 1 {
+            return Err(format!("{} has subgraphs or several outputs", node.op));
+        }
+        let since = node.since_version.unwrap_or(0);
+        let mut inputs = Vec::with_capacity(node.inputs.len());
+        for (i, input) in node.inputs.iter().enumerate() {
+            let Some(u) = *input else {
+                inputs.push(None);
+                continue;
+            };
+            let uv = &sim.values[u];
+            let host_computed = uv.kind == Kind::Computed
+                && !memory::cpu_input(&node.domain, &node.op, since, i)
+                && placed.partition.cpu_args[u];
+            inputs.push(Some(if host_computed {
+                self.on_device(u, depth + 1)?
+            } else {
+                uv.id
+            }));
+        }
+        let ir = self.model.node(node.ir).clone();
+        let base = self.model.value(sim.values[v].id).name().to_owned();
+        let attributes: Vec<AttributeProto> =
+            ir.attributes.iter().map(|a| a.proto.clone()).collect();
+        let header = NodeProto {
+            name: Some(self.names.fresh_node(&format!("{}/on_device", ir.name()))),
+            op_type: Some(node.op.clone()),
+            domain: ir.proto.domain.clone(),
+            ..NodeProto::default()
+        };
+        let mut outputs = vec![None; ir.outputs().len()];
+        outputs[slot] = Some(self.names.fresh_value(&format!("{base}_on_device")));
+        let id = self
+            .model
+            .add_node(self.graph, header, &inputs, &outputs, attributes);
+        self.model.node(id).outputs()[slot]
+            .ok_or_else(|| "the recomputed node has no output".to_owned())
+    }
+
+    /// `Reshape(Concat(Range(x[k], x[k] + 1, 1) for k), dims)`: the value of `x`, on the device.
+    fn bridge_integer(&mut self, x: ValueId, dtype: DataType, dims: &[i64]) -> ValueId {
+        let count: i64 = dims.iter().product();
+        let base = self.model.value(x).name().to_owned();
+        let one = self.scalar(dtype, 1);
+        let flat = if dims.len() <= 1 {
+            x
+        } else {
+            let shape = self.i64_vector(&[-1]);
+            self.op("Reshape", &[x, shape], vec![], &base, "flat")
+        };
+        let mut pieces = Vec::new();
+        for k in 0..count {
+            let scalar = if dims.is_empty() {
+                x
+            } else {
+                let index = self.i64_scalar(k);
+                self.op(
+                    "Gather",
+                    &[flat, index],
+                    vec![int_attribute("axis", 0)],
+                    &base,
+                    "element",
+                )
+            };
+            let limit = self.op("Add", &[scalar, one], vec![], &base, "limit");
+            pieces.push(self.op("Range", &[scalar, limit, one], vec![], &base, "on_device"));
+        }
+        let joined = if pieces.len() == 1 {
+            pieces[0]
+        } else {
+            self.op(
+                "Concat",
+                &pieces,
+                vec![int_attribute("axis", 0)],
+                &base,
+                "on_device",
+            )
+        };
+        if dims.len() == 1 {
+            joined
+        } else {
+            let shape = self.i64_vector(dims);
+            self.op("Reshape", &[joined, shape], vec![], &base, "on_device")
+        }
+    }
+
+    fn op(
+        &mut self,
+        op_type: &str,
+        inputs: &[ValueId],
+        attributes: Vec<AttributeProto>,
+        base: &str,
+        suffix: &str,
+    ) -> ValueId {
+        let header = NodeProto {
+            name: Some(self.names.fresh_node(&format!("{base}/{op_type}_{suffix}"))),
+            op_type: Some(op_type.to_owned()),
+            ..NodeProto::default()
+        };
+        let output = self.names.fresh_value(&format!("{base}_{suffix}"));
+        let inputs: Vec<Option<ValueId>> = inputs.iter().copied().map(Some).collect();
+        let id = self
+            .model
+            .add_node(self.graph, header, &inputs, &[Some(output)], attributes);
+        self.model.node(id).outputs()[0].expect("the node was made with one output")
+    }
+
+    fn constant(&mut self, tensor: ConstTensor, hint: &str) -> ValueId {
+        let key = content_key(&tensor);
+        if let Some(v) = self.constants.get(&key) {
+            return *v;
+        }
+        let mut proto = tensor.to_proto();
+        let name = self.names.fresh_value(hint);
+        proto.name = Some(name.clone());
+        let v = self.model.add_initializer(self.graph, name, proto);
+        self.constants.insert(key, v);
+        v
+    }
+
+    fn scalar(&mut self, dtype: DataType, value: i64) -> ValueId {
+        let data = match dtype {
+            DataType::Int32 => ConstData::I32(vec![value as i32]),
+            _ => ConstData::I64(vec![value]),
+        };
+        let t = ConstTensor::new(Vec::new(), data).expect("a scalar");
+        self.constant(t, "bridge_one")
+    }
+
+    fn i64_scalar(&mut self, value: i64) -> ValueId {
+        self.constant(ConstTensor::scalar_i64(value), "bridge_index")
+    }
+
+    fn i64_vector(&mut self, values: &[i64]) -> ValueId {
+        let t = ConstTensor::new(vec![values.len() as i64], ConstData::I64(values.to_vec()))
+            .expect("a vector");
+        self.constant(t, "bridge_shape")
+    }
+}
+
+/// Dtype, dims and bytes of a small tensor, as a map key.
+fn content_key(tensor: &ConstTensor) -> Vec<u8> {
+    use onnx_rewrite_proto::Message;
+    let mut proto = tensor.to_proto();
+    proto.name = None;
+    proto.encode_to_vec()
+}
+
+fn int_attribute(name: &str, value: i64) -> AttributeProto {
+    crate::rules::build::int_attribute(name, value)
+}
+
+/// Removes the nodes that computed only `unread` values (readers rewired by the bridge), and
+/// then what only they read. Graph outputs and nodes of other domains stay.
+pub(crate) fn remove_dead(
+    model: &mut Model,
+    graph: GraphId,
+    mut unread: Vec<ValueId>,
+) -> Result<usize, InvariantError> {
+    let outputs: Vec<ValueId> = model
+        .graph(graph)
+        .outputs()
+        .iter()
+        .map(|o| o.value)
+        .collect();
+    let mut removed = 0;
+    while let Some(value) = unread.pop() {
+        let Some((node, _)) = model.value(value).producer() else {
+            continue;
+        };
+        let n = model.node(node);
+        let dead = !n.is_removed()
+            && n.graph() == graph
+            && n.domain().is_empty()
+            && n.subgraphs().next().is_none()
+            && n.outputs()
+                .iter()
+                .flatten()
+                .all(|v| model.value(*v).uses().is_empty() && !outputs.contains(v));
+        if dead {
+            unread.extend(n.inputs().iter().flatten().copied());
+            model.remove_node(node)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,74 @@
+//! `If` with a condition the analysis knows: the taken branch replaces the node.
+//!
+//! The branch's nodes and initializers are copied into the parent graph (names made unique in
+//! the parent's scope tree, then given back their own names where the other branch's copy does
+//! not hold them), captured outer values resolve by id, the branch outputs replace the `If`'s
+//! outputs (graph outputs keep their names), and the node goes with both branches. An `If`
+//! nested in the taken branch comes along and is handled in a later round, when the parent's
+//! facts may decide its condition too.
+
+use onnx_rewrite_ir::{GraphId, Model, NodeId};
+
+use crate::copy::{ValueMap, copy_body};
+use crate::facts::GraphFacts;
+use crate::names::Names;
+use crate::splice::{replace_node, restore_names};
+
+/// The value of `node`'s condition, if the facts hold it as a single-element constant.
+pub(crate) fn known_condition(model: &Model, facts: &GraphFacts, node: NodeId) -> Option<bool> {
+    let cond = model.node(node).inputs().first().copied().flatten()?;
+    let constant = facts.constant(cond)?;
+    match constant.to_i64s()?.as_slice() {
+        [v] => Some(*v != 0),
+        _ => None,
+    }
+}
+
+/// The graph of attribute `name` of `node`.
+pub(crate) fn branch(model: &Model, node: NodeId, name: &str) -> Option<GraphId> {
+    model.node(node).attribute(name)?.graph
+}
+
+/// Replaces `node` by a copy of its branch `taken`.
+pub(crate) fn inline_branch(
+    model: &mut Model,
+    node: NodeId,
+    taken: GraphId,
+    names: &mut Names,
+) -> Result<(), String> {
+    let graph = model.node(node).graph();
+    if !model.graph(taken).inputs().is_empty() {
+        return Err("the branch declares inputs".into());
+    }
+    let (have, want) = (
+        model.graph(taken).outputs().len(),
+        model.node(node).outputs().len(),
+    );
+    if have != want {
+        return Err(format!("the branch has {have} outputs, the If {want}"));
+    }
+    let condition: Vec<_> = model
+        .node(node)
+        .inputs()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let mut map = ValueMap::default();
+    let copied =
+        copy_body(model, taken, graph, &mut map, names, None).map_err(|e| e.to_string())?;
+    crate::splice::place_before(model, &copied.nodes, node).map_err(|e| e.to_string())?;
+    let renamed = replace_node(model, node, &copied.outputs, &|v| copied.defines(v), names)
+        .map_err(|e| e.to_string())?;
+    restore_names(
+        model,
+        names,
+        &copied.all_values,
+        &copied.all_node_pairs,
+        &renamed,
+    );
+    crate::splice::prune_dead(model, &copied.nodes, &copied.initializers)
+        .map_err(|e| e.to_string())?;
+    crate::splice::prune_unread(model, &condition).map_err(|e| e.to_string())?;
+    crate::splice::sort(model, graph).map_err(|e| e.to_string())
+}

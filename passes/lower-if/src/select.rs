@@ -1,0 +1,446 @@
+//! `If` with a condition known only at run time: both branches are computed in the parent
+//! graph and each output is selected with `Where(cond, then_i, else_i)`.
+//!
+//! `cond` is reshaped to a scalar first: an `If` condition may be `[1]`, and `Where` would
+//! broadcast a `[1]` condition into a scalar output, making it rank 1.
+//!
+//! Sound only when running the branch that was not taken changes nothing and cannot fail, and
+//! when `Where` gives each output the shape the `If` would have: both branches pure
+//! ([`crate::purity`]), each output pair of one dtype and provably one shape (equal symbolic
+//! dims: `[1,D]` against `[N,D]` would silently broadcast), every node of both branches total
+//! ([`crate::totality`]). Shapes and totality are judged on the parent graph's facts with both
+//! branches already copied into it, so captured values have what the parent knows of them and
+//! both branches share one symbol table. A candidate that fails a check is undone and its
+//! `If` stays, with the reason.
+//!
+//! All candidates of one graph are copied and judged against one lowering of the graph; an
+//! `If` that reads another's output sees only what that `If` declares, and is retried in the
+//! next round once the other is lowered.
+
+use onnx_rewrite_egraph::facts::{DataType, Shape, dtype_name};
+use onnx_rewrite_ir::proto::{NodeProto, TensorProto, tensor_proto};
+use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
+
+use crate::constant::branch;
+use crate::copy::{Copied, ValueMap, copy_body};
+use crate::cost::{self, Flops};
+use crate::facts::GraphFacts;
+use crate::names::Names;
+use crate::purity;
+use crate::splice::{place_before, prune_dead, replace_node, restore_names, sort};
+use crate::totality::Totality;
+
+/// What lowering one `If` to the select form costs, for the report.
+#[derive(Debug, Clone)]
+pub(crate) struct SelectCost {
+    pub if_name: String,
+    /// The graph the `If` was in.
+    pub graph: String,
+    pub then_flops: String,
+    pub else_flops: String,
+    pub where_elements: String,
+    /// `max(then, else) + where`, when every shape is known.
+    pub worst_extra: Option<i64>,
+}
+
+/// The outcome for one graph.
+#[derive(Debug, Default)]
+pub(crate) struct GraphOutcome {
+    pub lowered: Vec<SelectCost>,
+    pub declined: Vec<(NodeId, String)>,
+}
+
+struct Candidate {
+    node: NodeId,
+    then_copy: Copied,
+    else_copy: Copied,
+}
+
+struct Plan {
+    reshape_cond: bool,
+    cost: SelectCost,
+}
+
+/// Lowers every `If` of `graph` that can be lowered soundly; reports the others.
+pub(crate) fn lower_graph(
+    model: &mut Model,
+    graph: GraphId,
+    names: &mut Names,
+    scalar_shape: &mut Option<ValueId>,
+) -> Result<GraphOutcome, String> {
+    let mut outcome = GraphOutcome::default();
+    let ifs: Vec<NodeId> = model
+        .graph(graph)
+        .nodes()
+        .iter()
+        .copied()
+        .filter(|n| is_if(model, *n))
+        .collect();
+    let mut candidates = Vec::new();
+    for node in ifs {
+        match precheck(model, node) {
+            Err(reason) => outcome.declined.push((node, reason)),
+            Ok((then_g, else_g)) => {
+                let then_copy =
+                    match copy_body(model, then_g, graph, &mut ValueMap::default(), names, None) {
+                        Ok(copy) => copy,
+                        Err(e) => {
+                            outcome
+                                .declined
+                                .push((node, format!("the then branch: {e}")));
+                            continue;
+                        }
+                    };
+                match copy_body(model, else_g, graph, &mut ValueMap::default(), names, None) {
+                    Ok(else_copy) => candidates.push(Candidate {
+                        node,
+                        then_copy,
+                        else_copy,
+                    }),
+                    Err(e) => {
+                        then_copy.undo(model, names).map_err(|e| e.to_string())?;
+                        outcome
+                            .declined
+                            .push((node, format!("the else branch: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(outcome);
+    }
+
+    let mut judged = Vec::with_capacity(candidates.len());
+    {
+        let mut facts = GraphFacts::of(model, graph)
+            .map_err(|n| format!("the graph has a cycle through {}", model.describe_node(n)))?;
+        for c in candidates {
+            let verdict = judge(model, &mut facts, &c);
+            judged.push((c, verdict));
+        }
+    }
+    for (c, verdict) in judged {
+        match verdict {
+            Err(reason) => {
+                outcome.declined.push((c.node, reason));
+                c.then_copy.undo(model, names).map_err(|e| e.to_string())?;
+                c.else_copy.undo(model, names).map_err(|e| e.to_string())?;
+            }
+            Ok(plan) => {
+                commit(model, c, &plan, names, scalar_shape)?;
+                outcome.lowered.push(plan.cost);
+            }
+        }
+    }
+    sort(model, graph).map_err(|e| e.to_string())?;
+    Ok(outcome)
+}
+
+pub(crate) fn is_if(model: &Model, node: NodeId) -> bool {
+    let n = model.node(node);
+    n.op_type() == "If" && n.domain().is_empty()
+}
+
+/// Checks that need no facts: opset, structure, purity.
+fn precheck(model: &Model, node: NodeId) -> Result<(GraphId, GraphId), String> {
+    let opset = model.opset("").unwrap_or(0);
+    if opset < 9 {
+        return Err(format!(
+            "the select form needs Where (opset 9); the model imports opset {opset}"
+        ));
+    }
+    let n = model.node(node);
+    if n.inputs().first().copied().flatten().is_none() {
+        return Err("the condition is missing".into());
+    }
+    let (Some(then_g), Some(else_g)) = (
+        branch(model, node, "then_branch"),
+        branch(model, node, "else_branch"),
+    ) else {
+        return Err("a branch is missing".into());
+    };
+    for (which, g) in [("then", then_g), ("else", else_g)] {
+        if !model.graph(g).inputs().is_empty() {
+            return Err(format!("the {which} branch declares inputs"));
+        }
+        let have = model.graph(g).outputs().len();
+        if have != n.outputs().len() {
+            return Err(format!(
+                "the {which} branch has {have} outputs, the If {}",
+                n.outputs().len()
+            ));
+        }
+        purity::check_branch(model, g).map_err(|r| format!("the {which} branch: {r}"))?;
+    }
+    for v in n.outputs().iter().flatten() {
+        if purity::is_not_tensor(model, *v) {
+            return Err(format!(
+                "output '{}' is a sequence, map or optional",
+                model.value(*v).name()
+            ));
+        }
+    }
+    Ok((then_g, else_g))
+}
+
+/// Checks on the parent's facts with both branches copied in: types, shapes, totality.
+fn judge(model: &Model, facts: &mut GraphFacts, c: &Candidate) -> Result<Plan, String> {
+    let n = model.node(c.node);
+    let opset = model.opset("").unwrap_or(0);
+    let mut where_elements = Flops::default();
+    for (slot, out) in n.outputs().iter().enumerate() {
+        if out.is_none() {
+            continue;
+        }
+        let (Some(t), Some(e)) = (
+            c.then_copy.outputs.get(slot).copied().flatten(),
+            c.else_copy.outputs.get(slot).copied().flatten(),
+        ) else {
+            return Err(format!("output {slot} is missing in a branch"));
+        };
+        facts.add_leaf(model, t);
+        facts.add_leaf(model, e);
+        let (td, ed) = (facts.dtype(t), facts.dtype(e));
+        let dtype = match (td, ed) {
+            (Some(a), Some(b)) if a == b => a,
+            (Some(a), Some(b)) => {
+                return Err(format!(
+                    "output {slot}: the then-branch gives {}, the else-branch {}",
+                    dtype_name(a),
+                    dtype_name(b)
+                ));
+            }
+            _ => return Err(format!("output {slot}: the element type is unknown")),
+        };
+        if !where_takes(dtype, opset) {
+            return Err(format!(
+                "output {slot}: Where at opset {opset} does not take {}",
+                dtype_name(dtype)
+            ));
+        }
+        let (ts, es) = (facts.shape(t), facts.shape(e));
+        let (Some(ts), Some(es)) = (ts, es) else {
+            return Err(format!(
+                "output {slot}: the shape of a branch output is unknown"
+            ));
+        };
+        if t != e && !same_shape(facts, &ts, &es) {
+            let (a, b) = (facts.show_shape(&ts), facts.show_shape(&es));
+            return Err(format!(
+                "output {slot}: shapes {a} (then) and {b} (else) are not shown equal; Where would broadcast them"
+            ));
+        }
+        if t != e {
+            where_elements.merge(&element_count(facts, &ts));
+        }
+    }
+    for (which, copy) in [("then", &c.then_copy), ("else", &c.else_copy)] {
+        let mut totality = Totality::new(model, facts).with_sources(&copy.all_values);
+        for &node in &copy.nodes {
+            totality.check(node).map_err(|reason| {
+                format!(
+                    "the {which} branch may fail when not taken: {}: {reason}",
+                    source_description(model, copy, node)
+                )
+            })?;
+        }
+    }
+    let cond = n.inputs().first().copied().flatten();
+    let reshape_cond = cond.and_then(|v| facts.rank(v)) != Some(0);
+    let then_flops = cost::flops(model, facts, &c.then_copy.nodes);
+    let else_flops = cost::flops(model, facts, &c.else_copy.nodes);
+    let worst_extra = match (
+        then_flops.known(),
+        else_flops.known(),
+        where_elements.known(),
+    ) {
+        (Some(a), Some(b), Some(w)) => Some(a.max(b).saturating_add(w)),
+        _ => None,
+    };
+    Ok(Plan {
+        reshape_cond,
+        cost: SelectCost {
+            if_name: n.name().to_owned(),
+            graph: onnx_rewrite_egraph::run::describe_graph(model, n.graph()),
+            then_flops: then_flops.show(facts),
+            else_flops: else_flops.show(facts),
+            where_elements: where_elements.show(facts),
+            worst_extra,
+        },
+    })
+}
+
+/// The copied node as the source node it came from (its position and name in the branch).
+fn source_description(model: &Model, copy: &Copied, node: NodeId) -> String {
+    copy.all_node_pairs
+        .iter()
+        .find(|(_, c)| *c == node)
+        .map_or_else(
+            || model.describe_node(node),
+            |(s, _)| model.describe_node(*s),
+        )
+}
+
+fn same_shape(facts: &mut GraphFacts, a: &Shape, b: &Shape) -> bool {
+    a.rank() == b.rank()
+        && a.dims()
+            .iter()
+            .zip(b.dims())
+            .all(|(x, y)| facts.same(*x, *y))
+}
+
+fn element_count(facts: &mut GraphFacts, shape: &Shape) -> Flops {
+    let mut f = Flops::default();
+    f.add_dims(facts, shape.dims(), 1);
+    f
+}
+
+/// The element types `Where` accepts at `opset`.
+fn where_takes(dtype: DataType, opset: i64) -> bool {
+    use DataType as D;
+    match dtype {
+        D::Bfloat16 => opset >= 16,
+        D::Float | D::Double | D::Float16 | D::Bool | D::String | D::Complex64 | D::Complex128 => {
+            true
+        }
+        D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::Uint8 | D::Uint16 | D::Uint32 | D::Uint64 => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Builds the `Reshape` and `Where` nodes and replaces the `If`.
+fn commit(
+    model: &mut Model,
+    c: Candidate,
+    plan: &Plan,
+    names: &mut Names,
+    scalar_shape: &mut Option<ValueId>,
+) -> Result<(), String> {
+    let graph = model.node(c.node).graph();
+    let if_name = model.node(c.node).name().to_owned();
+    let label = if if_name.is_empty() { "if" } else { &if_name }.to_owned();
+    let mut cond = model
+        .node(c.node)
+        .inputs()
+        .first()
+        .copied()
+        .flatten()
+        .ok_or("the condition is missing")?;
+    let mut made: Vec<ValueId> = Vec::new();
+    let mut added: Vec<NodeId> = Vec::new();
+    if plan.reshape_cond {
+        let shape = match *scalar_shape {
+            Some(v) => v,
+            None => {
+                let name = names.values.fresh("lower_if_scalar_shape");
+                let tensor = TensorProto {
+                    dims: vec![0],
+                    data_type: Some(tensor_proto::DataType::Int64 as i32),
+                    ..TensorProto::default()
+                };
+                let v = model.add_initializer(graph, name, tensor);
+                *scalar_shape = Some(v);
+                v
+            }
+        };
+        let cond_name = model.value(cond).name().to_owned();
+        let reshape = model.add_node(
+            graph,
+            NodeProto {
+                name: Some(names.nodes.fresh(&format!("{label}_condition"))),
+                op_type: Some("Reshape".into()),
+                ..NodeProto::default()
+            },
+            &[Some(cond), Some(shape)],
+            &[Some(names.values.fresh(&format!("{cond_name}_scalar")))],
+            Vec::new(),
+        );
+        added.push(reshape);
+        cond = model
+            .node(reshape)
+            .outputs()
+            .first()
+            .copied()
+            .flatten()
+            .ok_or("Reshape has no output")?;
+    }
+    let outputs: Vec<Option<ValueId>> = model.node(c.node).outputs().to_vec();
+    let mut replacements = Vec::with_capacity(outputs.len());
+    for (slot, out) in outputs.iter().enumerate() {
+        let (Some(out), Some(t), Some(e)) = (
+            *out,
+            c.then_copy.outputs.get(slot).copied().flatten(),
+            c.else_copy.outputs.get(slot).copied().flatten(),
+        ) else {
+            replacements.push(None);
+            continue;
+        };
+        if t == e {
+            replacements.push(Some(t));
+            continue;
+        }
+        let out_name = model.value(out).name().to_owned();
+        let select = model.add_node(
+            graph,
+            NodeProto {
+                name: Some(names.nodes.fresh(&format!("{label}_select_{slot}"))),
+                op_type: Some("Where".into()),
+                ..NodeProto::default()
+            },
+            &[Some(cond), Some(t), Some(e)],
+            &[Some(names.values.fresh(&format!("{out_name}_select")))],
+            Vec::new(),
+        );
+        let v = model
+            .node(select)
+            .outputs()
+            .first()
+            .copied()
+            .flatten()
+            .ok_or("Where has no output")?;
+        made.push(v);
+        added.push(select);
+        replacements.push(Some(v));
+    }
+    let created: Vec<NodeId> = c
+        .then_copy
+        .nodes
+        .iter()
+        .chain(&c.else_copy.nodes)
+        .chain(&added)
+        .copied()
+        .collect();
+    place_before(model, &created, c.node).map_err(|e| e.to_string())?;
+    let made_here =
+        |v: ValueId| made.contains(&v) || c.then_copy.defines(v) || c.else_copy.defines(v);
+    let renamed =
+        replace_node(model, c.node, &replacements, &made_here, names).map_err(|e| e.to_string())?;
+    for copy in [&c.then_copy, &c.else_copy] {
+        restore_names(
+            model,
+            names,
+            &copy.all_values,
+            &copy.all_node_pairs,
+            &renamed,
+        );
+    }
+    let nodes: Vec<NodeId> = c
+        .then_copy
+        .nodes
+        .iter()
+        .chain(&c.else_copy.nodes)
+        .copied()
+        .collect();
+    let constants: Vec<ValueId> = c
+        .then_copy
+        .initializers
+        .iter()
+        .chain(&c.else_copy.initializers)
+        .copied()
+        .collect();
+    prune_dead(model, &nodes, &constants).map_err(|e| e.to_string())?;
+    Ok(())
+}

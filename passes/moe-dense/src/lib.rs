@@ -1,0 +1,509 @@
+//! The `moe-dense` pass: Mixture-of-Experts layers rewritten to a static dense-masked form.
+//!
+//! Exported MoE layers pick experts per token at run time, and exporters write that in forms
+//! static runtimes, compilers and quantizers cannot take (`NonZero`, data-dependent gathers and
+//! scatters, one `If` per expert, a contrib op one execution provider runs), or that are wrong
+//! (a trace that kept only the experts its example input reached). This pass finds each layer
+//! by what it computes ([`detect`]: router `TopK`, per-expert programs, a weighted combine),
+//! reads every expert as a per-token program ([`expert`]) and writes the layer again as
+//! every expert on every token, gated by the top-k weights scattered to `[tokens, experts]`
+//! and combined with `Where(mask, gate · y, 0)` ([`dense`]).
+//!
+//! - Baked traces: when the router chooses among E experts but fewer are computed, the
+//!   missing experts are rebuilt when their weights are in the graph (slices of the same
+//!   `[E, ...]` stacks the present experts read); otherwise the pass refuses the model
+//!   (`PassError::Refused`, exit 2), naming the layer and the experts present and missing.
+//! - Cost: the dense form runs E/k times the sparse expert FLOPs; layers beyond
+//!   `--moe-max-flops-ratio` (default 16) are left as they are, with the reason.
+//! - Shared experts (Qwen-MoE) do not depend on the routing and stay as they are.
+//! - `lower-if` runs first (the `If`-per-expert form becomes `Where` steps it reads).
+
+mod dense;
+mod detect;
+mod edit;
+mod expert;
+mod facts;
+mod graph;
+mod tensor;
+
+use std::time::Instant;
+
+use onnx_rewrite_egraph::pass::{
+    Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
+};
+use onnx_rewrite_egraph::run::{Declined, describe_graph};
+use onnx_rewrite_ir::{GraphId, Model, NodeId};
+use rustc_hash::FxHashMap as HashMap;
+use serde_json::json;
+
+use detect::{Layer, Rejected};
+use graph::Scope;
+
+/// The pass.
+pub struct MoeDensePass;
+
+const MAX_RATIO_FLAG: &str = "moe-max-flops-ratio";
+const STACK_FLAG: &str = "moe-stack-experts";
+const DEFAULT_MAX_RATIO: f64 = 16.0;
+
+const OPTIONS: &[PassOption] = &[
+    PassOption {
+        flag: MAX_RATIO_FLAG,
+        help: "leave MoE layers whose dense form costs more than RATIO times the sparse expert FLOPs (experts / top-k; default 16)",
+        value: Some("RATIO"),
+        repeated: false,
+    },
+    PassOption {
+        flag: STACK_FLAG,
+        help: "one batched MatMul per projection over [experts, in, out] weight stacks, instead of one 2-D MatMul per expert",
+        value: None,
+        repeated: false,
+    },
+];
+
+/// The MoE layers of one graph, and what was recognised but cannot be rewritten.
+struct Found {
+    graph: GraphId,
+    layers: Vec<Layer>,
+    rejected: Vec<Rejected>,
+    /// `If` nodes whose branches gather tokens and scatter them back (If per expert).
+    per_expert_ifs: usize,
+}
+
+fn find(model: &Model) -> Result<Vec<Found>, String> {
+    let mut all = Vec::new();
+    for graph in edit::rewritable_graphs(model) {
+        let g = model.graph(graph);
+        let candidates = g.nodes().iter().any(|n| {
+            let node = model.node(*n);
+            matches!(node.op_type(), "TopK" | "MoE" | "QMoE")
+        });
+        let per_expert_ifs = g
+            .nodes()
+            .iter()
+            .filter(|n| is_per_expert_if(model, **n))
+            .count();
+        if !candidates {
+            if per_expert_ifs > 0 {
+                all.push(Found {
+                    graph,
+                    layers: Vec::new(),
+                    rejected: Vec::new(),
+                    per_expert_ifs,
+                });
+            }
+            continue;
+        }
+        let mut scope = Scope::new(model, graph).map_err(|n| {
+            format!(
+                "{}: {} is on a cycle",
+                describe_graph(model, graph),
+                model.describe_node(n)
+            )
+        })?;
+        let order: HashMap<NodeId, usize> = model
+            .topological_order(graph)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i))
+            .collect();
+        let (mut layers, mut rejected) = detect::scatter::detect(&mut scope);
+        let (l, r) = detect::pairs::detect(&mut scope, &order);
+        layers.extend(l);
+        rejected.extend(r);
+        let (l, r) = detect::contrib::detect(&mut scope);
+        layers.extend(l);
+        rejected.extend(r);
+        if !layers.is_empty() || !rejected.is_empty() || per_expert_ifs > 0 {
+            all.push(Found {
+                graph,
+                layers,
+                rejected,
+                per_expert_ifs,
+            });
+        }
+    }
+    Ok(all)
+}
+
+/// An `If` whose branches pick rows with `NonZero` and scatter them back: one expert's body.
+fn is_per_expert_if(model: &Model, node: NodeId) -> bool {
+    let n = model.node(node);
+    if n.op_type() != "If" || !n.domain().is_empty() {
+        return false;
+    }
+    n.subgraphs().any(|g| {
+        let ops: Vec<&str> = model
+            .nodes_within(g)
+            .iter()
+            .map(|n| model.node(*n).op_type())
+            .collect();
+        ops.contains(&"NonZero") && ops.iter().any(|o| o.starts_with("Scatter"))
+    })
+}
+
+/// Rebuilds the experts a baked trace dropped from the weight stacks the kept experts read:
+/// every constant slice of a kept expert must be `W[e]` of an `[E, ...]` stack at its own
+/// index `e`, and the kept experts must agree on how they read them. Returns the rebuilt
+/// experts, or why it cannot.
+fn rebuild_missing(layer: &mut Layer, model: &Model) -> Result<Vec<usize>, String> {
+    let (present, missing) = layer.present_and_missing();
+    let Some(&first) = present.first() else {
+        return Err("no expert is computed at all".into());
+    };
+    let template = layer.programs[first].clone().ok_or("no template")?;
+    let e0 = first as i64;
+    for w in template.weights() {
+        let slices = w.expert_slices();
+        if slices.is_empty() {
+            return Err(format!(
+                "expert {first}'s weights are its own initializers, not slices of [{}, ...] stacks",
+                layer.experts
+            ));
+        }
+    }
+    for c in template.constants() {
+        for (stack, index) in c.expert_slices() {
+            let lead = stack.dims(model).and_then(|d| d.first().copied());
+            if lead != Some(layer.experts) || index != e0 {
+                return Err(format!(
+                    "expert {first} reads slice {index} of a stack of {lead:?}, not slice {first} of {} experts",
+                    layer.experts
+                ));
+            }
+        }
+    }
+    for &p in &present[1..] {
+        if layer.programs[p].as_ref() != Some(&template.reindexed(e0, p as i64)) {
+            return Err(format!(
+                "experts {first} and {p} do not read their weights the same way"
+            ));
+        }
+    }
+    for &m in &missing {
+        layer.programs[m] = Some(template.reindexed(e0, m as i64));
+    }
+    Ok(missing)
+}
+
+/// What the pass will do with one layer.
+enum Decision {
+    Rewrite { stack: bool },
+    Decline(String),
+}
+
+impl Pass for MoeDensePass {
+    fn name(&self) -> &'static str {
+        "moe-dense"
+    }
+
+    fn summary(&self) -> &'static str {
+        "MoE layers (per-expert loops, If per expert, batched/grouped experts, com.microsoft.MoE) → static dense-masked form; baked traces rebuilt, or refused when their weights are gone"
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &["lower-if"]
+    }
+
+    fn options(&self) -> &'static [PassOption] {
+        OPTIONS
+    }
+
+    fn survey(&self, model: &Model) -> Option<String> {
+        let found = find(model).ok()?;
+        let mut parts: Vec<String> = Vec::new();
+        let mut layers = 0;
+        let mut ifs = 0;
+        for f in &found {
+            layers += f.layers.len();
+            ifs += f.per_expert_ifs;
+            parts.extend(f.layers.iter().map(|l| l.summary(model)));
+            parts.extend(f.rejected.iter().map(|r| {
+                format!(
+                    "{}: MoE-like, left as it is: {}",
+                    model.describe_node(r.node),
+                    r.reason
+                )
+            }));
+        }
+        if ifs > 0 {
+            parts.push(format!(
+                "{ifs} If node(s) that gather tokens and scatter them back (If per expert: lower-if runs first, then each layer is expanded)"
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("{layers} MoE layer(s): {}", parts.join("; ")))
+    }
+
+    fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
+        let started = Instant::now();
+        let before = count_nodes(model);
+        let max_ratio = match cx.options.value(MAX_RATIO_FLAG) {
+            None => DEFAULT_MAX_RATIO,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .ok_or_else(|| {
+                    PassError::Input(format!(
+                        "--{MAX_RATIO_FLAG} takes a positive number, not '{v}'"
+                    ))
+                })?,
+        };
+        let want_stack = cx.options.is_set(STACK_FLAG);
+        let mut found = find(model).map_err(PassError::Input)?;
+        let mut report = PassReport {
+            pass: self.name().to_owned(),
+            nodes_before: before,
+            ..PassReport::default()
+        };
+
+        // Decide everything before editing, so that a refusal writes (and changes) nothing.
+        let mut refusals = Vec::new();
+        let mut decisions: Vec<Vec<Decision>> = Vec::new();
+        let mut rebuilt: Vec<Vec<Vec<usize>>> = Vec::new();
+        let opset = model.opset("").unwrap_or(0);
+        for f in &mut found {
+            let mut ds = Vec::new();
+            let mut rs = Vec::new();
+            for layer in &mut f.layers {
+                let (present, missing) = layer.present_and_missing();
+                let ratio = layer.experts as f64 / layer.top_k as f64;
+                let mut repaired = Vec::new();
+                if !missing.is_empty() {
+                    match rebuild_missing(layer, model) {
+                        Ok(r) => repaired = r,
+                        Err(why) => {
+                            refusals.push(format!(
+                                "MoE layer at {}: the router picks {} of {} experts, but the graph computes experts {present:?} only (a trace that kept the experts its example input reached); experts {missing:?} are missing and cannot be rebuilt: {why}. The model is wrong for any token routed to them; re-export it with every expert (a static loop over all experts, or transformers' batched_mm experts)",
+                                layer.name(model),
+                                layer.top_k,
+                                layer.experts
+                            ));
+                            rs.push(Vec::new());
+                            ds.push(Decision::Decline(String::new()));
+                            continue;
+                        }
+                    }
+                }
+                let decision = if opset < 13 {
+                    Decision::Decline(format!(
+                        "the model imports opset {opset}; the dense form needs opset 13 or later"
+                    ))
+                } else if ratio > max_ratio {
+                    let why = format!(
+                        "the dense form would run {ratio:.3} times the sparse expert FLOPs ({} experts, top-{}), over --{MAX_RATIO_FLAG} {max_ratio}",
+                        layer.experts, layer.top_k
+                    );
+                    if !repaired.is_empty() {
+                        refusals.push(format!(
+                            "MoE layer at {}: baked trace (experts {missing:?} missing) that only the dense form repairs, and {why}",
+                            layer.name(model)
+                        ));
+                    }
+                    Decision::Decline(why)
+                } else {
+                    let programs: Vec<&expert::Program> = layer.programs.iter().flatten().collect();
+                    let stackable = programs
+                        .windows(2)
+                        .all(|w| w[0].same_structure(w[1], model));
+                    if want_stack && !stackable {
+                        layer.notes.push(format!(
+                            "{}: experts differ in structure; not stacked",
+                            layer.name(model)
+                        ));
+                    }
+                    Decision::Rewrite {
+                        stack: want_stack && stackable,
+                    }
+                };
+                ds.push(decision);
+                rs.push(repaired);
+            }
+            decisions.push(ds);
+            rebuilt.push(rs);
+        }
+        if !refusals.is_empty() {
+            return Err(PassError::Refused(format!(
+                "{}; nothing written",
+                refusals.join("; ")
+            )));
+        }
+
+        let mut names = edit::Names::of(model);
+        let mut rows = Vec::new();
+        let mut extra_flops: u64 = 0;
+        let mut rewritten = 0usize;
+        for (fi, f) in found.iter().enumerate() {
+            let graph_label = describe_graph(model, f.graph);
+            for r in &f.rejected {
+                report.declined.push(Declined {
+                    graph: graph_label.clone(),
+                    node: model.describe_node(r.node),
+                    rule: "moe-dense".into(),
+                    reason: r.reason.clone(),
+                });
+            }
+            if f.per_expert_ifs > 0 {
+                report.notes.push(format!(
+                    "{graph_label}: {} If node(s) per expert remain (lower-if left them)",
+                    f.per_expert_ifs
+                ));
+            }
+            for (li, layer) in f.layers.iter().enumerate() {
+                let name = layer.name(model);
+                let stack = match &decisions[fi][li] {
+                    Decision::Decline(why) => {
+                        report.declined.push(Declined {
+                            graph: graph_label.clone(),
+                            node: name,
+                            rule: "moe-dense".into(),
+                            reason: why.clone(),
+                        });
+                        continue;
+                    }
+                    Decision::Rewrite { stack } => *stack,
+                };
+                let programs: Vec<&expert::Program> = layer.programs.iter().flatten().collect();
+                let flops: Vec<u64> = programs.iter().map(|p| p.flops_per_token(model)).collect();
+                let dense_flops: u64 = flops.iter().sum();
+                let sparse_flops =
+                    (dense_flops as f64 * layer.top_k as f64 / layer.experts as f64).round() as u64;
+                match rewrite_layer(model, f.graph, &mut names, layer, programs, stack) {
+                    Ok(()) => {
+                        rewritten += 1;
+                        extra_flops += dense_flops.saturating_sub(sparse_flops);
+                        report.notes.push(format!(
+                            "{}; dense form: {dense_flops} expert FLOPs per token, {:.3}x the sparse {sparse_flops}",
+                            layer.summary(model),
+                            layer.experts as f64 / layer.top_k as f64
+                        ));
+                        report.notes.extend(layer.notes.iter().cloned());
+                        if !rebuilt[fi][li].is_empty() {
+                            report.notes.push(format!(
+                                "{name}: baked trace repaired: experts {:?} rebuilt from the weight stacks in the graph",
+                                rebuilt[fi][li]
+                            ));
+                        }
+                        rows.push(json!({
+                            "layer": name,
+                            "form": layer.form.describe(),
+                            "experts": layer.experts,
+                            "top_k": layer.top_k,
+                            "hidden": layer.hidden,
+                            "intermediate": programs_intermediate(layer, model),
+                            "rebuilt_experts": rebuilt[fi][li],
+                            "stacked": stack,
+                            "flops_per_token_sparse": sparse_flops,
+                            "flops_per_token_dense": dense_flops,
+                            "flops_ratio": layer.experts as f64 / layer.top_k as f64,
+                        }));
+                    }
+                    Err(why) => report.declined.push(Declined {
+                        graph: graph_label.clone(),
+                        node: name,
+                        rule: "moe-dense".into(),
+                        reason: why,
+                    }),
+                }
+            }
+        }
+        report.details.insert("layers".into(), json!(rows));
+        report
+            .details
+            .insert("layers_rewritten".into(), json!(rewritten));
+        report
+            .details
+            .insert("extra_flops_per_token".into(), json!(extra_flops));
+        report.nodes_after = count_nodes(model);
+        report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(report)
+    }
+}
+
+fn programs_intermediate(layer: &Layer, model: &Model) -> Option<i64> {
+    layer
+        .programs
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|p| p.intermediate(model))
+}
+
+/// Emits one layer's dense form, points the layer's readers at it and removes what it
+/// replaced; on failure the graph is left as it was.
+fn rewrite_layer(
+    model: &mut Model,
+    graph: GraphId,
+    names: &mut edit::Names,
+    layer: &Layer,
+    programs: Vec<&expert::Program>,
+    stack: bool,
+) -> Result<(), String> {
+    let nodes_before = model.graph(graph).nodes().len();
+    let inits_before = model.graph(graph).initializers().len();
+    let anchor = model.node(layer.anchor);
+    let label = match anchor.name() {
+        "" => anchor
+            .outputs()
+            .iter()
+            .flatten()
+            .next()
+            .map_or("layer".to_owned(), |v| model.value(*v).name().to_owned()),
+        name => name.to_owned(),
+    };
+    let prefix = format!("moe_dense/{label}");
+    let plan = dense::Plan {
+        layer,
+        programs,
+        stack,
+    };
+    let result = {
+        let mut em = dense::Emitter::new(model, graph, names, prefix);
+        dense::emit(&mut em, &plan)
+    };
+    let out = match result {
+        Ok(v) => v,
+        Err(why) => {
+            let nodes = model.graph(graph).nodes()[nodes_before..].to_vec();
+            let inits = model.graph(graph).initializers()[inits_before..].to_vec();
+            model.remove_nodes(&nodes).map_err(|e| e.to_string())?;
+            model
+                .remove_initializers(&inits)
+                .map_err(|e| e.to_string())?;
+            return Err(why);
+        }
+    };
+    edit::replace(model, names, layer.output, out);
+    edit::remove_dead(model, graph, &[layer.output]).map_err(|e| e.to_string())?;
+    let order = model
+        .topological_order(graph)
+        .map_err(|n| format!("{} is on a cycle", model.describe_node(n)))?;
+    model
+        .set_node_order(graph, order)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod debug_facts {
+    #[test]
+    fn print_facts() {
+        let Ok(path) = std::env::var("MOE_DEBUG_MODEL") else {
+            return;
+        };
+        let model =
+            onnx_rewrite_ir::load::load_file(std::path::Path::new(&path), &Default::default())
+                .unwrap();
+        let mut scope = crate::graph::Scope::new(&model, model.main()).unwrap();
+        let names = std::env::var("MOE_DEBUG_VALUES").unwrap();
+        let map = model.names_in(model.main());
+        for n in names.split(',') {
+            let v = map[n];
+            eprintln!(
+                "{n}: dims {:?} const {:?}",
+                scope.facts.dims(v),
+                scope.facts.constant(v).map(|c| c.dims.clone())
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Generate the ONNX Runtime tables the placement predictor and the fp16 pass read.
+
+Writes `passes/hoist-scalars/src/ort/ort-<version>.json`:
+
+- `schemas`: every operator schema the pinned ORT build knows (domains `""`, `ai.onnx.ml`,
+  `com.microsoft`): its `since_version`s and formal inputs/outputs (name, type string,
+  single/optional/variadic). A node's `SinceVersion()` in ORT is the largest schema version
+  not above the model's opset import; the formal parameters bind a kernel's type constraints
+  to the node's inputs and outputs.
+- `functions`: the (domain, op, since_version)s whose ONNX schema has a function body (from the
+  pinned `onnx` package): ORT inlines such a node before partitioning when no EP has a kernel.
+- `kernels.CPUExecutionProvider`: read from the installed `onnxruntime` wheel
+  (`get_all_opkernel_def()`), exact for that version.
+- `kernels.CUDAExecutionProvider`: from one of
+  - `--cuda-kernel-defs FILE`: the JSON `measure_memcpy.py --dump-kernels` writes on a GPU
+    machine with `onnxruntime-gpu` (exact for that version), or
+  - `--cuda-operator-kernels FILE`: ORT's `docs/OperatorKernels.md` (CUDA section) from a
+    source snapshot, plus the registration changes listed in `CUDA_DELTAS` that were merged
+    after that snapshot (each with the pull request it comes from).
+
+Memory types (which kernel inputs/outputs live in CPU memory) are not exported by either
+source; they are kept by hand in `passes/hoist-scalars/src/ort/memory.rs`.
+
+Usage (the committed table was made with the second form):
+
+    python tools/memcpy/gen_ort_tables.py --cuda-kernel-defs cuda_kernels.json
+    git -C <onnxruntime checkout> show 735e69a39:docs/OperatorKernels.md > /tmp/OperatorKernels.md
+    python tools/memcpy/gen_ort_tables.py --cuda-operator-kernels /tmp/OperatorKernels.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAINS = {"", "ai.onnx.ml", "com.microsoft"}
+OPEN = None  # an open-ended registration (`N+` in OperatorKernels.md)
+
+# CUDA registrations merged into onnxruntime main after the OperatorKernels.md snapshot
+# (735e69a39, 2026-02-13) that the committed table starts from. Each entry: (pull request,
+# domain, op, what it does). `split_open(op, at, also)` turns the open registration `s+` into
+# `[s, at-1]` and adds `[a, b]` ranges / a new open one, all with the same types.
+CUDA_DELTAS = [
+    # "Add opset 21/23 CUDA kernel registrations for Flatten, Identity, If, Loop, Scan,
+    # ConstantOfShape, Size" (merged 2026-03), the pattern of #26075 (Shape/Reshape/...):
+    # the open registration ends at 20, then [21, 22] and 23+.
+    *[("#27728", "", op, (21, [(21, 22), (23, OPEN)]))
+      for op in ["Flatten", "Identity", "If", "Loop", "Scan", "ConstantOfShape", "Size"]],
+    # "[CUDA EP] Add resize op version 19 support for CUDA" (merged 2026-02).
+    ("#27415", "", "Resize", (19, [(19, OPEN)])),
+    # "Integrate ONNX 1.22.0 (opset 27)": CUDA Range split into [11, 26] + 27.
+    ("#28754", "", "Range", (27, [(27, OPEN)])),
+]
+
+
+def short_type(t: str) -> str:
+    """`tensor(float)` -> `float`; other types (sequences, optionals) stay as written."""
+    m = re.fullmatch(r"tensor\((\w+)\)", t.strip())
+    return m.group(1) if m else t.strip()
+
+
+def norm_domain(d: str) -> str:
+    return "" if d in ("", "ai.onnx") else d
+
+
+def schemas_from_ort() -> dict:
+    from onnxruntime.capi import onnxruntime_pybind11_state as C
+
+    option = {
+        "FormalParameterOption.Single": "single",
+        "FormalParameterOption.Optional": "optional",
+        "FormalParameterOption.Variadic": "variadic",
+    }
+    out: dict[str, dict[str, list]] = {}
+    for s in C.get_all_operator_schema():
+        domain = norm_domain(s.domain)
+        if domain not in DOMAINS:
+            continue
+        params = lambda ps: [[p.name, short_type(p.typeStr), option[str(p.option)]] for p in ps]  # noqa: E731
+        out.setdefault(domain, {}).setdefault(s.name, []).append(
+            {"since": s.since_version, "inputs": params(s.inputs), "outputs": params(s.outputs)}
+        )
+    for ops in out.values():
+        for versions in ops.values():
+            versions.sort(key=lambda v: v["since"])
+    return {d: dict(sorted(ops.items())) for d, ops in sorted(out.items())}
+
+
+def function_ops() -> list:
+    import onnx.defs
+
+    return sorted(
+        [norm_domain(s.domain), s.name, s.since_version]
+        for s in onnx.defs.get_all_schemas_with_history()
+        if (s.has_function or s.has_context_dependent_function) and norm_domain(s.domain) in DOMAINS
+    )
+
+
+def kernel_rows(defs) -> list:
+    rows = set()
+    for d in defs:
+        lo, hi = d["version_range"]
+        hi = OPEN if hi >= 2**31 - 1 else hi
+        types = tuple(sorted((k, tuple(sorted(short_type(t) for t in v))) for k, v in d["type_constraints"].items()))
+        rows.add((norm_domain(d["domain"]), d["op_name"], lo, hi, types))
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2], -1 if r[3] is None else r[3], r[4]))
+
+
+def cpu_kernels_from_ort() -> list:
+    from onnxruntime.capi import onnxruntime_pybind11_state as C
+
+    defs = [
+        {"domain": k.domain, "op_name": k.op_name, "version_range": list(k.version_range),
+         "type_constraints": dict(k.type_constraints)}
+        for k in C.get_all_opkernel_def()
+        if k.provider == "CPUExecutionProvider"
+    ]
+    return kernel_rows(defs)
+
+
+def cuda_kernels_from_markdown(path: Path) -> list:
+    """The CUDA section of OperatorKernels.md: `|Op|params|13+|**T** = tensor(float), ...|`."""
+    rows, domain, op, active = [], None, None, False
+    for line in path.read_text().split("\n"):
+        if line.startswith("## Operators implemented by"):
+            active = "CUDAExecutionProvider" in line
+            continue
+        if not active or not line.startswith("|"):
+            continue
+        m = re.match(r"\|\*\*Operator Domain:\*\* \*([^*]+)\*", line)
+        if m:
+            domain = norm_domain(m.group(1))
+            continue
+        cells = line.split("|")
+        if len(cells) < 5 or cells[1].startswith("---") or cells[1].strip() == "Op Name":
+            continue
+        if cells[1]:
+            op = cells[1]
+        version = cells[3].strip()
+        if version.endswith("+"):
+            lo, hi = int(version[:-1]), OPEN
+        elif version.startswith("["):
+            a, b = version[1:-1].split(",")
+            lo, hi = int(a), int(b)
+        else:
+            lo = hi = int(version)
+        types = {}
+        for part in cells[4].split("<br/>"):
+            m = re.match(r"\s*\*\*([^*]+)\*\* = (.*)", part)
+            if m:
+                types[m.group(1)] = [t for t in m.group(2).split(", ") if t.strip()]
+        rows.append({"domain": domain, "op_name": op, "version_range": [lo, 2**31 - 1 if hi is None else hi],
+                     "type_constraints": types})
+    return apply_deltas(kernel_rows(rows))
+
+
+def apply_deltas(rows: list) -> list:
+    rows = list(rows)
+    for pr, domain, op, (at, added) in CUDA_DELTAS:
+        open_rows = [r for r in rows if r[0] == domain and r[1] == op and r[3] is None]
+        if not open_rows:
+            sys.exit(f"delta {pr}: no open registration of {op} to split")
+        for r in open_rows:
+            rows.remove(r)
+            rows.append((r[0], r[1], r[2], at - 1, r[4]))
+            for lo, hi in added:
+                rows.append((r[0], r[1], lo, hi, r[4]))
+    return sorted(set(rows), key=lambda r: (r[0], r[1], r[2], -1 if r[3] is None else r[3], r[4]))
+
+
+def as_json_rows(rows: list) -> list:
+    return [[d, op, lo, hi, {k: list(v) for k, v in types}] for d, op, lo, hi, types in rows]
+
+
+def render(table: dict) -> str:
+    """Compact JSON with one schema op and one kernel row per line, so diffs stay readable."""
+    dump = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    lines = ["{", f'"onnxruntime":{dump(table["onnxruntime"])},', f'"sources":{dump(table["sources"])},', '"schemas":{']
+    domains = list(table["schemas"].items())
+    for di, (domain, ops) in enumerate(domains):
+        lines.append(f"{dump(domain)}:{{")
+        items = list(ops.items())
+        for oi, (op, versions) in enumerate(items):
+            lines.append(f"{dump(op)}:{dump(versions)}" + ("," if oi + 1 < len(items) else ""))
+        lines.append("}" + ("," if di + 1 < len(domains) else ""))
+    lines.append("},")
+    lines.append(f'"functions":{dump(table["functions"])},')
+    lines.append('"kernels":{')
+    eps = list(table["kernels"].items())
+    for ei, (ep, rows) in enumerate(eps):
+        lines.append(f"{dump(ep)}:[")
+        for ri, row in enumerate(rows):
+            lines.append(dump(row) + ("," if ri + 1 < len(rows) else ""))
+        lines.append("]" + ("," if ei + 1 < len(eps) else ""))
+    lines.append("}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cuda-kernel-defs", type=Path, help="JSON from measure_memcpy.py --dump-kernels")
+    src.add_argument("--cuda-operator-kernels", type=Path, help="ORT docs/OperatorKernels.md of a source snapshot")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    import onnxruntime
+
+    version = onnxruntime.__version__
+    if args.cuda_kernel_defs:
+        dumped = json.loads(args.cuda_kernel_defs.read_text())
+        if dumped.get("onnxruntime") != version:
+            sys.exit(f"the kernel dump is of onnxruntime {dumped.get('onnxruntime')}, this is {version}")
+        cuda = kernel_rows(dumped["kernels"]["CUDAExecutionProvider"])
+        cuda_source = f"onnxruntime-gpu {version}: get_all_opkernel_def() on a GPU machine (exact)"
+    else:
+        cuda = cuda_kernels_from_markdown(args.cuda_operator_kernels)
+        cuda_source = (
+            "onnxruntime main 735e69a39 (2026-02-13) docs/OperatorKernels.md, plus "
+            + ", ".join(sorted({d[0] for d in CUDA_DELTAS}))
+            + f"; not yet checked against the onnxruntime-gpu {version} binary"
+        )
+    table = {
+        "onnxruntime": version,
+        "sources": {
+            "schemas": f"onnxruntime {version} wheel: get_all_operator_schema()",
+            "functions": f"onnx {__import__('onnx').__version__}: schemas with a function body",
+            "CPUExecutionProvider": f"onnxruntime {version} wheel: get_all_opkernel_def() (exact)",
+            "CUDAExecutionProvider": cuda_source,
+        },
+        "schemas": schemas_from_ort(),
+        "functions": function_ops(),
+        "kernels": {
+            "CPUExecutionProvider": as_json_rows(cpu_kernels_from_ort()),
+            "CUDAExecutionProvider": as_json_rows(cuda),
+        },
+    }
+    out = args.out or ROOT / f"passes/hoist-scalars/src/ort/ort-{version}.json"
+    text = render(table)
+    out.write_text(text + "\n")
+    print(f"{out}: {sum(len(v) for v in table['schemas'].values())} ops with schemas, "
+          f"{len(table['kernels']['CPUExecutionProvider'])} CPU and {len(cuda)} CUDA registrations")
+
+
+if __name__ == "__main__":
+    main()
