@@ -91,6 +91,7 @@ PASS_ROWS: dict[str, Tolerance] = {
     "egraph": EXACT_PASS_ROW,
     "gemm-to-matmul": EXACT_PASS_ROW,
     "lower-if": EXACT_PASS_ROW,
+    "inline-functions": EXACT_PASS_ROW,
     "hoist-scalars": EXACT_PASS_ROW,
     "moe-dense": Tolerance(rtol=1e-4, atol=1e-5),
 }
@@ -98,7 +99,7 @@ LOW_PRECISION_ROWS: dict[str, Tolerance] = {
     "fp16": Tolerance(rtol=2e-2, atol=2e-2),
     "bf16": Tolerance(rtol=5e-2, atol=5e-2),
 }
-ALL_PASSES = ("gemm-to-matmul", "lower-if", "fp16", "moe-dense", "hoist-scalars")
+ALL_PASSES = ("inline-functions", "gemm-to-matmul", "lower-if", "fp16", "moe-dense", "hoist-scalars")
 
 
 def case_tolerance(name: str) -> Tolerance:

@@ -14,7 +14,7 @@ node of the same name has a float16 output in the converted model (types from ON
 inference, value_info and graph I/O). Each converted model is also loaded and run on onnxruntime
 CPU and compared with the float32 model's outputs at rtol = atol = 2e-2 (the DESIGN row).
 
-    /tmp/venv/bin/python tools/fp16/compare_share.py --tool target/release/onnx-rewrite [--json out.json]
+    .venv/bin/python tools/fp16/compare_share.py --tool target/release/onnx-rewrite [--type bfloat16] [--json out.json]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def node_types(model) -> dict[str, set[int]]:
     return {n.name: {types.get(o, 0) for o in n.output if o} for g in graphs(model.graph) for n in g.node}
 
 
-def run_and_compare(path: Path, case_dir: Path, reference) -> str:
+def run_and_compare(path: Path, case_dir: Path, reference, tol: float) -> str:
     import onnx
     import run_corpus as rc
 
@@ -97,7 +97,7 @@ def run_and_compare(path: Path, case_dir: Path, reference) -> str:
     except Exception as exc:  # noqa: BLE001
         return f"load: {rc.short_error(exc, 120)}"
     names = [o.name for o in model.graph.output]
-    mode = rc.CompareMode(rc.Tolerance(2e-2, 2e-2), allow_low_precision=True, onnx_bfloat16_rule=False)
+    mode = rc.CompareMode(rc.Tolerance(tol, tol), allow_low_precision=True, onnx_bfloat16_rule=False)
     for (feeds, _), ref in zip(rc.load_data_sets(case_dir, model), reference, strict=True):
         try:
             got = rc.run_session(session, rc.adapt_feeds(session, feeds), names)
@@ -109,14 +109,25 @@ def run_and_compare(path: Path, case_dir: Path, reference) -> str:
     return "ok"
 
 
-def process(job: tuple[str, str, str]) -> dict:
+def process(job: tuple[str, str, str, str]) -> dict:
+    """One case; a crash in the harness is recorded as the case's result, never raised."""
+    try:
+        return process_case(job)
+    except Exception as exc:  # noqa: BLE001 - one broken case must not stop the survey
+        return {"case": job[0], "float_nodes": 0, "ours_converted": 0, "ort_converted": 0,
+                "ours_result": f"harness: {type(exc).__name__}: {str(exc)[:100]}",
+                "ort_result": f"harness: {type(exc).__name__}: {str(exc)[:100]}"}
+
+
+def process_case(job: tuple[str, str, str, str]) -> dict:
     import onnx
     import onnxruntime as ort
     import run_corpus as rc
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     ort.set_default_logger_severity(4)
-    case, case_dir, tool = job
+    case, case_dir, tool, low = job
+    tol = 2e-2 if low == "float16" else 5e-2
     case_dir = Path(case_dir)
     out = {"case": case}
     with tempfile.TemporaryDirectory(prefix="share-") as tmp:
@@ -133,22 +144,24 @@ def process(job: tuple[str, str, str]) -> dict:
         out["float_nodes"] = len(floats)
 
         ours = tmp / "ours.onnx"
-        proc = subprocess.run([tool, "apply", str(named), "-o", str(ours), "--passes", "fp16", "-q"], capture_output=True)
+        proc = subprocess.run([tool, "apply", str(named), "-o", str(ours), "--passes", "fp16", "--fp16-type", low, "-q"], capture_output=True)
         if proc.returncode == 0:
             after = node_types(onnx.load(str(ours)))
             out["ours_converted"] = sum(1 for n in floats if after.get(n, set()) & {FLOAT16, BFLOAT16})
-            out["ours_result"] = run_and_compare(ours, case_dir, reference)
+            out["ours_result"] = run_and_compare(ours, case_dir, reference, tol)
         else:
             out["ours_converted"] = 0
             out["ours_result"] = f"tool exit {proc.returncode}"
 
         theirs = tmp / "ort.onnx"
         try:
+            if low != "float16":
+                raise RuntimeError("onnxruntime's converter has no bfloat16 target")
             converted = convert_float_to_float16(onnx.load(str(named)), keep_io_types=True)
             onnx.save(converted, str(theirs))
             after = node_types(converted)
             out["ort_converted"] = sum(1 for n in floats if after.get(n, set()) & {FLOAT16, BFLOAT16})
-            out["ort_result"] = run_and_compare(theirs, case_dir, reference)
+            out["ort_result"] = run_and_compare(theirs, case_dir, reference, tol)
         except Exception as exc:  # noqa: BLE001 - the converter's own failure is a result
             out["ort_converted"] = 0
             out["ort_result"] = f"converter: {type(exc).__name__}: {str(exc)[:100]}"
@@ -162,11 +175,13 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--filter", default="")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--type", choices=["float16", "bfloat16"], default="float16",
+                    help="our target type (ORT's converter has float16 only; bfloat16 rates ours alone at 5e-2)")
     args = ap.parse_args()
     cache = json.loads((args.corpus / ".baseline-cache.json").read_text())["cases"]
     cases = sorted(n for n, b in cache.items() if b["ort_pass"] and args.filter in n)
     tool = str(Path(args.tool).resolve())
-    jobs = [(c, str(args.corpus / c), tool) for c in cases]
+    jobs = [(c, str(args.corpus / c), tool, args.type) for c in cases]
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         results = list(pool.map(process, jobs, chunksize=4))

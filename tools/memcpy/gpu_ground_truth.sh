@@ -10,7 +10,7 @@
 #   passes/hoist-scalars/tests/fixtures/memcpy_ground_truth.json   (the predictor's test reads it)
 #   passes/hoist-scalars/tests/fixtures/cuda_kernels.json          (the table's test reads it)
 # Then, to make the predictor's CUDA table exact for this onnxruntime build:
-#   python tools/memcpy/gen_ort_tables.py --cuda-kernel-defs passes/hoist-scalars/tests/fixtures/cuda_kernels.json
+#   python tools/ort/gen_kernel_tables.py --cuda-kernel-defs passes/hoist-scalars/tests/fixtures/cuda_kernels.json
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tool="${TOOL:-target/release/onnx-rewrite}"

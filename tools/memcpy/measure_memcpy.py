@@ -107,7 +107,7 @@ def rewrite(tool: Path, src: Path, tmp: Path, name: str) -> Path:
 
 
 def dump_kernels(path: Path) -> None:
-    """The CUDA EP's kernel registrations of this build (for tools/memcpy/gen_ort_tables.py)."""
+    """The CUDA EP's kernel registrations of this build (for tools/ort/gen_kernel_tables.py)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as C
 
     defs = [

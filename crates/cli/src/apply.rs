@@ -1,20 +1,22 @@
-//! `onnx-rewrite apply`: load, run the passes, save.
+//! `onnx-rewrite apply`: load, run the passes, report, verify, save.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use onnx_rewrite::egraph::RunLimits;
 use onnx_rewrite::ir::{self, ExternalDataPolicy, LoadOptions, SaveOptions};
-use onnx_rewrite::{PassContext, PassError, Pipeline, PipelineReport};
+use onnx_rewrite::session::{self, ApplyOutcome, ApplyRequest};
+use onnx_rewrite::verify::{self, VerifyOptions};
+use onnx_rewrite::{ApplyError, PassContext, Pipeline, PipelineReport};
 
 use crate::args::{ApplyArgs, ExternalData, LimitArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
 pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), Failure> {
-    let pipeline =
-        Pipeline::parse(&args.passes).map_err(|e| Failure::Input(format!("--passes: {e}")))?;
+    let pipeline = Pipeline::parse(&args.passes).map_err(|e| failure(e.into()))?;
     if !args.in_place && same_file(&args.input, &args.output) {
         return Err(Failure::Input(format!(
             "{}: the output would replace the input; pass --in-place if that is what you want",
@@ -26,34 +28,45 @@ pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), F
         trace: args.trace_rules,
         options,
     };
+    let request = ApplyRequest {
+        verify: if args.verify {
+            Some(verify_options(&args.verify_shape)?)
+        } else {
+            None
+        },
+        regions: args.report_html.is_some() || args.dot.is_some(),
+    };
 
     let progress = Progress::for_model(&args.input);
     progress.stage(format!("loading {}", args.input.display()));
     let mut model = load(&args.input, args.load.allow_unknown_fields)?;
 
     let count = pipeline.names().len();
-    let outcome = pipeline.run_with(&mut model, &cx, |index, name| {
-        progress.stage(format!("pass {name} ({}/{count})", index + 1))
-    });
-    let report = match outcome {
-        Ok(report) => report,
-        Err(PassError::Refused(why)) => {
-            return Err(Failure::Refused(format!("{}: {why}", args.input.display())));
-        }
-        Err(e) => return Err(Failure::Input(format!("{}: {e}", args.input.display()))),
-    };
-    if !args.quiet && !report.passes.is_empty() {
-        eprint!("{}", table(&report));
+    let outcome = session::apply(
+        &pipeline,
+        &mut model,
+        &args.input.display().to_string(),
+        &cx,
+        &request,
+        // The input file is the original: the passes changed only the in-memory model.
+        verify::Source::Path(&args.input),
+        |index, name| progress.stage(format!("pass {name} ({}/{count})", index + 1)),
+    )
+    .map_err(failure)?;
+    if !args.quiet && !outcome.report.passes.is_empty() {
+        eprint!("{}", table(&outcome.report));
     }
-    if let Some(path) = &args.report {
-        write_report(path, &report)?;
+    // A failed verification prints its summary in the error message instead.
+    if let (false, Some(v)) = (args.quiet, &outcome.verify)
+        && v.passed
+    {
+        eprint!("{}", v.summary());
     }
-    if args.strict && report.declines() > 0 {
-        return Err(Failure::Refused(format!(
-            "--strict: {} node(s) declined (see the report); nothing written",
-            report.declines()
-        )));
+    write_reports(args, &outcome)?;
+    if args.strict {
+        session::check_strict(&outcome.report).map_err(failure)?;
     }
+    outcome.check_verified().map_err(failure)?;
 
     progress.stage(format!("saving {}", args.output.display()));
     let options = SaveOptions {
@@ -65,6 +78,57 @@ pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), F
         ..SaveOptions::default()
     };
     ir::save::save_file(&model, &args.output, &options).map_err(Failure::input)?;
+    Ok(())
+}
+
+/// The exit status an apply error calls for.
+fn failure(e: ApplyError) -> Failure {
+    if e.is_refusal() {
+        Failure::Refused(e.to_string())
+    } else {
+        Failure::Input(e.to_string())
+    }
+}
+
+fn verify_options(shapes: &[String]) -> Result<VerifyOptions, Failure> {
+    let mut bound = BTreeMap::new();
+    for spec in shapes {
+        let (name, dims) = verify::parse_shape(spec).map_err(Failure::input)?;
+        bound.insert(name, dims);
+    }
+    Ok(VerifyOptions {
+        shapes: bound,
+        // Replaced by the pipeline's row of the tolerance table.
+        tolerance: verify::Tolerance {
+            rtol: 0.0,
+            atol: 0.0,
+        },
+        seed: 0,
+    })
+}
+
+/// Writes the reports asked for; they are written even when `--strict` or `--verify` then
+/// fails, since that is when people read them.
+fn write_reports(args: &ApplyArgs, outcome: &ApplyOutcome) -> Result<(), Failure> {
+    if let Some(path) = &args.report {
+        let mut json = serde_json::to_vec_pretty(&outcome.json())
+            .map_err(|e| Failure::Input(e.to_string()))?;
+        json.push(b'\n');
+        write_atomically(path, &json, "report")?;
+    }
+    if let Some(path) = &args.report_html {
+        let title = format!(
+            "onnx-rewrite: {} ({})",
+            args.input.display(),
+            args.passes.trim()
+        );
+        if let Some(html) = outcome.html(&title) {
+            write_atomically(path, html.as_bytes(), "HTML report")?;
+        }
+    }
+    if let Some(path) = &args.dot {
+        write_atomically(path, outcome.dot().as_bytes(), "Graphviz file")?;
+    }
     Ok(())
 }
 
@@ -119,19 +183,17 @@ fn table(report: &PipelineReport) -> String {
     s
 }
 
-/// Writes the report as JSON, atomically like the model.
-fn write_report(path: &Path, report: &PipelineReport) -> Result<(), Failure> {
-    let mut json = serde_json::to_vec_pretty(report).map_err(|e| Failure::Input(e.to_string()))?;
-    json.push(b'\n');
+/// Writes a file atomically, like the model: a temporary file renamed when complete.
+fn write_atomically(path: &Path, bytes: &[u8], what: &str) -> Result<(), Failure> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let fail = |e: std::io::Error| {
-        Failure::Input(format!("{}: cannot write the report: {e}", path.display()))
+        Failure::Input(format!("{}: cannot write the {what}: {e}", path.display()))
     };
     let mut temp = tempfile::NamedTempFile::new_in(folder).map_err(fail)?;
-    std::io::Write::write_all(&mut temp, &json).map_err(fail)?;
+    std::io::Write::write_all(&mut temp, bytes).map_err(fail)?;
     temp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }

@@ -62,6 +62,21 @@ pub struct ApplyArgs {
     /// Record every rule decision (applied, or declined and why) in the report.
     #[arg(long)]
     pub trace_rules: bool,
+    /// Run the original and the rewritten model with tract-onnx on the same random inputs and
+    /// compare every output against the tolerance table; exit 2 (nothing written) if over.
+    #[arg(long)]
+    pub verify: bool,
+    /// Bind an input's shape (`input_ids=1,8`) or a symbolic dim (`seq=8`) for --verify;
+    /// unbound symbolic dims are 2. Repeatable.
+    #[arg(long, value_name = "NAME=DIMS", requires = "verify")]
+    pub verify_shape: Vec<String>,
+    /// Write a before/after page: per-pass tables, the op histogram before and after, and each
+    /// rewritten region drawn as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
+    /// Write the rewritten regions as a Graphviz graph (before and after, one cluster each).
+    #[arg(long, value_name = "FILE")]
+    pub dot: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Where tensor data goes: as it was in the input (external stays external; everything goes

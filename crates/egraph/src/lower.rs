@@ -51,8 +51,9 @@ pub struct LowerOptions {
     pub fold_constants: bool,
 }
 
-/// Operators whose result is not a function of their inputs: never merged.
-const NONDETERMINISTIC: &[&str] = &[
+/// ONNX-domain operators that draw random numbers: their result is not a function of their
+/// inputs, so they are never merged, and running one that would not have run is observable.
+const RANDOM_OPS: &[&str] = &[
     "RandomNormal",
     "RandomUniform",
     "RandomNormalLike",
@@ -60,6 +61,11 @@ const NONDETERMINISTIC: &[&str] = &[
     "Bernoulli",
     "Multinomial",
 ];
+
+/// Whether an ONNX-domain operator draws random numbers (the one list every pass asks).
+pub fn is_random_op(op_type: &str) -> bool {
+    RANDOM_OPS.contains(&op_type)
+}
 
 /// Domains whose operators we know to be pure functions; any other domain (custom ops,
 /// model-local functions) is keyed by node identity.
@@ -154,7 +160,7 @@ impl Lowered {
 
         let domain = normalize_domain(n.domain());
         let impure = !KNOWN_DOMAINS.contains(&domain)
-            || (domain.is_empty() && NONDETERMINISTIC.contains(&n.op_type()))
+            || (domain.is_empty() && is_random_op(n.op_type()))
             || (domain.is_empty()
                 && n.op_type() == "Dropout"
                 && n.inputs().get(2).copied().flatten().is_some());

@@ -13,6 +13,9 @@
 
 pub mod info;
 pub mod pipeline;
+pub mod report;
+pub mod session;
+pub mod verify;
 
 use std::path::Path;
 
@@ -26,6 +29,7 @@ pub use onnx_rewrite_ir as ir;
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;
 pub use pipeline::{Pipeline, PipelineError, PipelineReport};
+pub use session::ApplyError;
 
 /// Loads a model file with default options (unknown fields refused).
 pub fn load(path: impl AsRef<Path>) -> Result<ir::Model, ir::LoadError> {

@@ -150,7 +150,19 @@ impl Pipeline {
         &self,
         model: &mut Model,
         cx: &PassContext,
+        on_pass: impl FnMut(usize, &str),
+    ) -> Result<PipelineReport, PassError> {
+        self.run_observed(model, cx, on_pass, |_, _| {})
+    }
+
+    /// Like [`Pipeline::run_with`], and `after_pass` sees the model after each pass (the HTML
+    /// report diffs the graph pass by pass).
+    pub fn run_observed(
+        &self,
+        model: &mut Model,
+        cx: &PassContext,
         mut on_pass: impl FnMut(usize, &str),
+        mut after_pass: impl FnMut(usize, &Model),
     ) -> Result<PipelineReport, PassError> {
         let mut report = PipelineReport {
             passes: Vec::new(),
@@ -159,6 +171,7 @@ impl Pipeline {
         for (index, pass) in self.passes.iter().enumerate() {
             on_pass(index, pass.name());
             report.passes.push(pass.run(model, cx)?);
+            after_pass(index, model);
         }
         Ok(report)
     }

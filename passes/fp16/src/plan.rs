@@ -57,6 +57,7 @@ pub(crate) enum Reason {
     Positional,
     NormStatistics,
     Accumulation,
+    RunningStatistics,
     Range(String),
     FollowsInput,
     Consumers,
@@ -78,6 +79,7 @@ impl Reason {
             Reason::Positional => "integer-derived arithmetic",
             Reason::NormStatistics => "normalization statistics",
             Reason::Accumulation => "accumulating scatter",
+            Reason::RunningStatistics => "running statistics (training-mode BatchNormalization)",
             Reason::Range(_) => "constant out of range",
             Reason::FollowsInput => "follows a float32 input",
             Reason::Consumers => "float32 readers",
@@ -381,6 +383,17 @@ impl Plan {
         {
             return fixed(Precision::High, Some(Reason::Accumulation), &ports);
         }
+        // Training-mode BatchNormalization blends its running mean and variance with the
+        // batch's (momentum): bfloat16's 8-bit mantissa loses the blend (10% off in the
+        // node tests), so the statistics stay float32.
+        if n.domain().is_empty()
+            && n.op_type() == "BatchNormalization"
+            && n.attribute("training_mode")
+                .and_then(|a| a.proto.i)
+                .is_some_and(|i| i != 0)
+        {
+            return fixed(Precision::High, Some(Reason::RunningStatistics), &ports);
+        }
         // Attention's `qk_matmul_output` shows masked scores as the type's lowest value
         // (-3.4e38 in float32), which float16 cannot hold.
         if n.domain().is_empty()
@@ -554,9 +567,8 @@ impl Plan {
                     body_inputs.extend(b_in.map(|v| (v, p)));
                 }
                 // Scan outputs: stacked body results.
-                for j in states..outputs.len() {
+                for (j, &out) in outputs.iter().enumerate().skip(states) {
                     let b_out = body_out(body, body_out_offset + j);
-                    let out = outputs[j];
                     if !(is_float(b_out) && is_float(out)) {
                         continue;
                     }
@@ -771,7 +783,7 @@ impl Plan {
             if is_constant && low && high {
                 self.dual.extend(n.outputs().iter().flatten().copied());
             }
-            let reason = (precision == Precision::High).then(|| match np.kind {
+            let reason = (precision == Precision::High).then_some(match np.kind {
                 Kind::Follow => Reason::FollowsInput,
                 _ => Reason::Consumers,
             });

@@ -355,13 +355,14 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
             "HannWindow" | "HammingWindow" | "BlackmanWindow" => {
                 set_int(model, node, "output_datatype", code)
             }
-            "DequantizeLinear" => {
+            // Only an explicit output_dtype is retargeted: 0 (absent) means "the scale's type",
+            // which follows the scale's own conversion.
+            "DequantizeLinear"
                 if n.attribute("output_dtype")
                     .and_then(|a| a.proto.i)
-                    .is_some_and(|i| i != 0)
-                {
-                    set_int(model, node, "output_dtype", code);
-                }
+                    .is_some_and(|i| i != 0) =>
+            {
+                set_int(model, node, "output_dtype", code)
             }
             _ => {}
         }

@@ -6,17 +6,9 @@
 //! still hold subgraphs (an `If` the inner lowering could not remove, a `Loop` or `Scan`), and
 //! sequences and optionals, which `Where` cannot select.
 
+use onnx_rewrite_egraph::lower::is_random_op;
 use onnx_rewrite_ir::proto::type_proto::Value as Ty;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
-
-const RANDOM: &[&str] = &[
-    "RandomNormal",
-    "RandomUniform",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "Bernoulli",
-    "Multinomial",
-];
 
 /// `Ok` when every node of `branch` is pure and its outputs are tensors; else the reason.
 pub(crate) fn check_branch(model: &Model, branch: GraphId) -> Result<(), String> {
@@ -45,7 +37,7 @@ fn check_node(model: &Model, node: NodeId) -> Result<(), String> {
     if !n.domain().is_empty() {
         return Err(format!("{} is of domain '{}'", what(), n.domain()));
     }
-    if RANDOM.contains(&op) {
+    if is_random_op(op) {
         return Err(format!("{} is random", what()));
     }
     if op == "Dropout" && !inference_mode(model, n.inputs().get(2).copied().flatten()) {

@@ -61,6 +61,54 @@ const OPTIONS: &[PassOption] = &[
     },
 ];
 
+/// Why the pass stops without writing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum MoeError {
+    /// A baked trace whose missing experts cannot be rebuilt from the graph: the model is wrong
+    /// for tokens routed to them, and a dense rewrite would only hide that.
+    #[error(
+        "MoE layer at {layer}: the router picks {top_k} of {experts} experts, but the graph computes experts {present:?} only (a trace that kept the experts its example input reached); experts {missing:?} are missing and cannot be rebuilt: {why}. The model is wrong for any token routed to them; re-export it with every expert (a static loop over all experts, or transformers' batched_mm experts)"
+    )]
+    BakedTrace {
+        layer: String,
+        top_k: i64,
+        experts: i64,
+        present: Vec<usize>,
+        missing: Vec<usize>,
+        why: String,
+    },
+    /// A baked trace only the dense form repairs, over the FLOPs limit: leaving it as it is
+    /// would leave a wrong model.
+    #[error(
+        "MoE layer at {layer}: baked trace (experts {missing:?} missing) that only the dense form repairs, and the dense form would run {ratio:.3} times the sparse expert FLOPs, over --{MAX_RATIO_FLAG} {max_ratio}"
+    )]
+    BakedOverBudget {
+        layer: String,
+        missing: Vec<usize>,
+        ratio: f64,
+        max_ratio: f64,
+    },
+    #[error("--{MAX_RATIO_FLAG} takes a positive number, not '{0}'")]
+    BadRatio(String),
+    #[error("{graph}: {node} is on a cycle")]
+    Cycle { graph: String, node: String },
+}
+
+/// Several refusals (one per baked layer) in one message; nothing is written.
+fn refused(errors: &[MoeError]) -> PassError {
+    let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    PassError::Refused(format!("{}; nothing written", all.join("; ")))
+}
+
+impl From<MoeError> for PassError {
+    fn from(e: MoeError) -> Self {
+        match e {
+            MoeError::BakedTrace { .. } | MoeError::BakedOverBudget { .. } => refused(&[e]),
+            MoeError::BadRatio(_) | MoeError::Cycle { .. } => PassError::Input(e.to_string()),
+        }
+    }
+}
+
 /// The MoE layers of one graph, and what was recognised but cannot be rewritten.
 struct Found {
     graph: GraphId,
@@ -70,7 +118,7 @@ struct Found {
     per_expert_ifs: usize,
 }
 
-fn find(model: &Model) -> Result<Vec<Found>, String> {
+fn find(model: &Model) -> Result<Vec<Found>, MoeError> {
     let mut all = Vec::new();
     for graph in edit::rewritable_graphs(model) {
         let g = model.graph(graph);
@@ -94,12 +142,9 @@ fn find(model: &Model) -> Result<Vec<Found>, String> {
             }
             continue;
         }
-        let mut scope = Scope::new(model, graph).map_err(|n| {
-            format!(
-                "{}: {} is on a cycle",
-                describe_graph(model, graph),
-                model.describe_node(n)
-            )
+        let mut scope = Scope::new(model, graph).map_err(|n| MoeError::Cycle {
+            graph: describe_graph(model, graph),
+            node: model.describe_node(n),
         })?;
         let order: HashMap<NodeId, usize> = model
             .topological_order(graph)
@@ -218,7 +263,21 @@ impl Pass for MoeDensePass {
         for f in &found {
             layers += f.layers.len();
             ifs += f.per_expert_ifs;
-            parts.extend(f.layers.iter().map(|l| l.summary(model)));
+            parts.extend(f.layers.iter().map(|l| {
+                let mut line = l.summary(model);
+                // Say up front what `apply` will do with a baked trace: rebuild or refuse.
+                if !l.present_and_missing().1.is_empty() {
+                    match rebuild_missing(&mut l.clone(), model) {
+                        Ok(_) => line.push_str(
+                            " (the missing experts' weights are in the graph: apply rebuilds them)",
+                        ),
+                        Err(why) => {
+                            line.push_str(&format!(" (cannot be rebuilt: {why}; apply refuses)"))
+                        }
+                    }
+                }
+                line
+            }));
             parts.extend(f.rejected.iter().map(|r| {
                 format!(
                     "{}: MoE-like, left as it is: {}",
@@ -244,14 +303,10 @@ impl Pass for MoeDensePass {
                 .parse::<f64>()
                 .ok()
                 .filter(|r| r.is_finite() && *r > 0.0)
-                .ok_or_else(|| {
-                    PassError::Input(format!(
-                        "--{MAX_RATIO_FLAG} takes a positive number, not '{v}'"
-                    ))
-                })?,
+                .ok_or_else(|| MoeError::BadRatio(v.to_owned()))?,
         };
         let want_stack = cx.options.is_set(STACK_FLAG);
-        let mut found = find(model).map_err(PassError::Input)?;
+        let mut found = find(model)?;
         let mut report = PassReport {
             pass: self.name().to_owned(),
             nodes_before: before,
@@ -274,12 +329,14 @@ impl Pass for MoeDensePass {
                     match rebuild_missing(layer, model) {
                         Ok(r) => repaired = r,
                         Err(why) => {
-                            refusals.push(format!(
-                                "MoE layer at {}: the router picks {} of {} experts, but the graph computes experts {present:?} only (a trace that kept the experts its example input reached); experts {missing:?} are missing and cannot be rebuilt: {why}. The model is wrong for any token routed to them; re-export it with every expert (a static loop over all experts, or transformers' batched_mm experts)",
-                                layer.name(model),
-                                layer.top_k,
-                                layer.experts
-                            ));
+                            refusals.push(MoeError::BakedTrace {
+                                layer: layer.name(model),
+                                top_k: layer.top_k,
+                                experts: layer.experts,
+                                present,
+                                missing,
+                                why,
+                            });
                             rs.push(Vec::new());
                             ds.push(Decision::Decline(String::new()));
                             continue;
@@ -296,10 +353,12 @@ impl Pass for MoeDensePass {
                         layer.experts, layer.top_k
                     );
                     if !repaired.is_empty() {
-                        refusals.push(format!(
-                            "MoE layer at {}: baked trace (experts {missing:?} missing) that only the dense form repairs, and {why}",
-                            layer.name(model)
-                        ));
+                        refusals.push(MoeError::BakedOverBudget {
+                            layer: layer.name(model),
+                            missing,
+                            ratio,
+                            max_ratio,
+                        });
                     }
                     Decision::Decline(why)
                 } else {
@@ -324,10 +383,7 @@ impl Pass for MoeDensePass {
             rebuilt.push(rs);
         }
         if !refusals.is_empty() {
-            return Err(PassError::Refused(format!(
-                "{}; nothing written",
-                refusals.join("; ")
-            )));
+            return Err(refused(&refusals));
         }
 
         let mut names = edit::Names::of(model);
@@ -482,28 +538,4 @@ fn rewrite_layer(
     model
         .set_node_order(graph, order)
         .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod debug_facts {
-    #[test]
-    fn print_facts() {
-        let Ok(path) = std::env::var("MOE_DEBUG_MODEL") else {
-            return;
-        };
-        let model =
-            onnx_rewrite_ir::load::load_file(std::path::Path::new(&path), &Default::default())
-                .unwrap();
-        let mut scope = crate::graph::Scope::new(&model, model.main()).unwrap();
-        let names = std::env::var("MOE_DEBUG_VALUES").unwrap();
-        let map = model.names_in(model.main());
-        for n in names.split(',') {
-            let v = map[n];
-            eprintln!(
-                "{n}: dims {:?} const {:?}",
-                scope.facts.dims(v),
-                scope.facts.constant(v).map(|c| c.dims.clone())
-            );
-        }
-    }
 }

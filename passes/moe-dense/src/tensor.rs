@@ -232,9 +232,7 @@ impl ConstExpr {
         if v.def() == ValueDef::Initializer {
             return Some(ConstExpr::Value(value));
         }
-        let Some(node) = scope.producer(value) else {
-            return None;
-        };
+        let node = scope.producer(value)?;
         if !node.domain().is_empty() {
             return None;
         }

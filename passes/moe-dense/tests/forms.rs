@@ -1,12 +1,14 @@
-//! Every MoE form, before → after in ONNX text syntax, each checked by execution (tract:
-//! the original and the rewrite on random tokens, 1, 3 and 5 of them, so that some experts
-//! get no token) and for idempotence.
+//! Every MoE form, before → after in ONNX text syntax, each checked by execution (tract, on
+//! 1 to 9 random tokens, so that some experts get no token) and for idempotence. Forms that
+//! tract cannot run before the rewrite (`com.microsoft.MoE`) or that are wrong on purpose (a
+//! baked trace) are checked against the same layer written in a complete, standard form.
 
 mod common;
 
 use common::*;
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError};
-use onnx_rewrite_moe_dense::MoeDensePass;
+use onnx_rewrite_ir::Model;
+use onnx_rewrite_lower_if::LowerIfPass;
 use onnx_rewrite_testkit::{assert_same_outputs, bytes, count_ops, text};
 
 /// Ops that must not survive the rewrite.
@@ -21,18 +23,26 @@ const DYNAMIC: &[&str] = &[
     "CumSum",
 ];
 
-/// Applies the pass (with `options`), checks the rewrite computes what the original computes
-/// and is static, and returns the text after.
-fn rewrite_with(body: &str, options: &[(&str, Option<&str>)]) -> String {
-    let before = parse(body);
-    let (after, report) = apply_with(&before, options);
+/// Applies the pass (with `options`), checks that the rewrite is static and rewrote one
+/// layer, and returns it with its text.
+fn dense(before: &Model, options: &[(&str, Option<&str>)]) -> (Model, String) {
+    let (after, report) = apply_with(before, options);
     assert!(report.declined.is_empty(), "{:?}", report.declined);
     for op in DYNAMIC {
         assert_eq!(count_ops(&after, op), 0, "{op} left:\n{}", text(&after));
     }
     assert_eq!(report.details["layers_rewritten"], 1, "{report:?}");
+    let t = text(&after);
+    (after, t)
+}
+
+/// The rewrite of `body`, checked against the original by execution.
+fn rewrite_with(body: &str, options: &[(&str, Option<&str>)]) -> String {
+    let before = parse(body);
+    let (after, t) = dense(&before, options);
     assert_same_outputs(&before, &after, 1e-4, 1e-5);
-    text(&after)
+    assert_matches(&before, &after, 1e-4, 1e-5);
+    t
 }
 
 fn rewrite(body: &str) -> String {
@@ -41,5 +51,201 @@ fn rewrite(body: &str) -> String {
 
 #[test]
 fn scatter_nd_loop_of_the_dynamo_exporter() {
-    insta::assert_snapshot!(rewrite(&scatter_nd_layer(3, &[0, 1, 2])));
+    insta::assert_snapshot!(rewrite(&scatter_nd_layer(
+        SMALL,
+        Mlp::Silu,
+        Weights::PerExpert,
+        &[0, 1, 2]
+    )));
+}
+
+#[test]
+fn scatter_elements_loop_of_the_torchscript_exporter() {
+    insta::assert_snapshot!(rewrite(&scatter_elements_layer(SMALL, &[0, 1, 2])));
+}
+
+#[test]
+fn swiglu_experts_in_a_scatter_loop() {
+    insta::assert_snapshot!(rewrite(&scatter_nd_layer(
+        SMALL,
+        Mlp::SwiGlu,
+        Weights::PerExpert,
+        &[0, 1, 2]
+    )));
+}
+
+#[test]
+fn if_per_expert_after_lower_if() {
+    let before = parse(&if_layer(SMALL));
+    assert_eq!(count_ops(&before, "If"), SMALL.experts);
+    let mut lowered = before.clone();
+    LowerIfPass
+        .run(&mut lowered, &PassContext::default())
+        .expect("lower-if runs");
+    assert_eq!(count_ops(&lowered, "If"), 0, "{}", text(&lowered));
+    let (after, t) = dense(&lowered, &[]);
+    // The If form computes what the plain loop computes; the loop is the reference tract runs.
+    let reference = parse(&scatter_nd_layer(
+        SMALL,
+        Mlp::Silu,
+        Weights::PerExpert,
+        &[0, 1, 2],
+    ));
+    assert_matches(&reference, &after, 1e-4, 1e-5);
+    assert_matches(&lowered, &after, 1e-4, 1e-5);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn batched_experts_of_transformers() {
+    insta::assert_snapshot!(rewrite(&batched_layer(SMALL, Mlp::SwiGlu, false)));
+}
+
+#[test]
+fn batched_experts_stacked_into_one_matmul_per_projection() {
+    let t = rewrite_with(
+        &batched_layer(SMALL, Mlp::SwiGlu, false),
+        &[("moe-stack-experts", None)],
+    );
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn grouped_experts_of_transformers() {
+    insta::assert_snapshot!(rewrite(&grouped_layer(SMALL)));
+}
+
+#[test]
+fn shared_expert_stays_beside_the_dense_experts() {
+    let t = rewrite(&batched_layer(SMALL, Mlp::SwiGlu, true));
+    // The shared expert and its sigmoid gate do not depend on the routing: left as they are.
+    for kept in ["up_shared", "gate_shared", "down_shared", "shared_gate_w"] {
+        assert!(t.contains(kept), "{kept} gone:\n{t}");
+    }
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn contrib_moe_with_fc3_runs_on_standard_ops() {
+    let before = parse_ms(&contrib_layer(SMALL));
+    let (after, t) = dense(&before, &[]);
+    assert_eq!(count_ops(&after, "MoE"), 0);
+    // com.microsoft.MoE runs nowhere in process; the same experts (fc1 = gate, fc3 = up) in
+    // the scatter loop are the reference.
+    let reference = parse(&scatter_nd_layer(
+        SMALL,
+        Mlp::SwiGlu,
+        Weights::PerExpert,
+        &[0, 1, 2],
+    ));
+    assert_matches(&reference, &after, 1e-4, 1e-5);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn baked_trace_without_the_missing_weights_is_refused() {
+    let d = Dims {
+        experts: 6,
+        ..SMALL
+    };
+    let before = parse(&scatter_nd_layer(d, Mlp::Silu, Weights::PerExpert, &[0, 5]));
+    let mut model = before.clone();
+    let err = run_with(&mut model, &[]).expect_err("a baked trace is refused");
+    let PassError::Refused(message) = &err else {
+        panic!("not a refusal: {err}")
+    };
+    // The message names the layer, the experts present and the experts missing.
+    assert!(message.contains("(TopK)"), "{message}");
+    assert!(message.contains("experts [0, 5] only"), "{message}");
+    assert!(
+        message.contains("experts [1, 2, 3, 4] are missing"),
+        "{message}"
+    );
+    assert!(message.ends_with("nothing written"), "{message}");
+    // Nothing changed.
+    assert_eq!(bytes(&model), bytes(&before));
+    insta::assert_snapshot!(message);
+}
+
+#[test]
+fn baked_trace_with_the_weight_stacks_is_rebuilt() {
+    let d = Dims {
+        experts: 6,
+        ..SMALL
+    };
+    let before = parse(&scatter_nd_layer(d, Mlp::SwiGlu, Weights::Stacked, &[0, 5]));
+    let (after, report) = apply_with(&before, &[]);
+    assert!(report.declined.is_empty(), "{:?}", report.declined);
+    assert_eq!(
+        report.details["layers"][0]["rebuilt_experts"],
+        serde_json::json!([1, 2, 3, 4]),
+        "{report:?}"
+    );
+    for op in DYNAMIC {
+        assert_eq!(count_ops(&after, op), 0, "{op} left");
+    }
+    // Exact against the complete layer, which the baked original is not.
+    let complete = parse(&scatter_nd_layer(
+        d,
+        Mlp::SwiGlu,
+        Weights::PerExpert,
+        &[0, 1, 2, 3, 4, 5],
+    ));
+    assert_matches(&complete, &after, 1e-4, 1e-5);
+    insta::assert_snapshot!(text(&after));
+}
+
+#[test]
+fn a_complete_loop_with_stacked_weights_is_never_refused() {
+    let d = Dims {
+        experts: 6,
+        ..SMALL
+    };
+    let before = parse(&scatter_nd_layer(
+        d,
+        Mlp::Silu,
+        Weights::Stacked,
+        &[0, 1, 2, 3, 4, 5],
+    ));
+    let (after, report) = apply_with(&before, &[]);
+    assert_eq!(
+        report.details["layers"][0]["rebuilt_experts"],
+        serde_json::json!([])
+    );
+    assert_matches(&before, &after, 1e-4, 1e-5);
+}
+
+#[test]
+fn layers_over_the_flops_limit_are_declined_with_the_reason() {
+    let body = batched_layer(SMALL, Mlp::Silu, false);
+    let before = parse(&body);
+    let (after, report) = apply_with(&before, &[("moe-max-flops-ratio", Some("1.2"))]);
+    assert_eq!(bytes(&after), bytes(&before));
+    assert_eq!(report.declined.len(), 1, "{report:?}");
+    assert!(
+        report.declined[0].reason.contains("1.500 times the sparse"),
+        "{}",
+        report.declined[0].reason
+    );
+}
+
+#[test]
+fn info_lists_the_layer() {
+    let model = parse(&batched_layer(SMALL, Mlp::SwiGlu, false));
+    let survey = onnx_rewrite_moe_dense::MoeDensePass
+        .survey(&model)
+        .expect("a layer");
+    insta::assert_snapshot!(survey);
+    let d = Dims {
+        experts: 6,
+        ..SMALL
+    };
+    let baked = parse(&scatter_nd_layer(d, Mlp::Silu, Weights::PerExpert, &[0, 5]));
+    let survey = onnx_rewrite_moe_dense::MoeDensePass
+        .survey(&baked)
+        .expect("a layer");
+    assert!(
+        survey.contains("BAKED") && survey.contains("apply refuses"),
+        "{survey}"
+    );
 }

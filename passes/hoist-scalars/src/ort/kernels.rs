@@ -124,7 +124,7 @@ pub struct KernelTable {
 }
 
 impl KernelTable {
-    pub(super) fn new(rows: Vec<RawRegistration>) -> Self {
+    pub(super) fn new(rows: impl IntoIterator<Item = RawRegistration>) -> Self {
         let mut by_op: BTreeMap<(String, String), Vec<Registration>> = BTreeMap::new();
         for (domain, op, since, until, types) in rows {
             by_op.entry((domain, op)).or_default().push(Registration {

@@ -3,7 +3,7 @@
 //! version and type), and which CUDA kernel inputs and outputs live in CPU memory.
 //!
 //! The schemas and kernel registrations are data (`ort-<version>.json`, written by
-//! `tools/memcpy/gen_ort_tables.py`; its `sources` say where each part comes from and how exact
+//! `tools/ort/gen_kernel_tables.py`, kept in the shared crate `onnx-rewrite-ort-kernels`; its `sources` say where each part comes from and how exact
 //! it is); the memory slots are code ([`memory`]), kept by hand from ORT's kernel definitions,
 //! which no ORT API exports. The float16 pass asks the same [`KernelTable`] which ops have
 //! float16 kernels, so both passes share one table.
@@ -29,9 +29,11 @@ pub use kernels::{Ep, KernelMatch, KernelTable, Registration};
 pub use schemas::{Formal, FormalOption, Schema, Schemas};
 
 /// The ONNX Runtime version whose rules the predictor encodes by default.
-pub const PINNED_VERSION: &str = "1.32.0";
+pub use onnx_rewrite_ort_kernels::PINNED_VERSION;
 
-const PINNED_JSON: &str = include_str!("ort-1.32.0.json");
+/// The one table shared with the fp16 pass (crate `onnx-rewrite-ort-kernels`): the schemas are
+/// read from it here, the kernel registrations come parsed from that crate.
+const PINNED_JSON: &str = onnx_rewrite_ort_kernels::PINNED_JSON;
 
 /// Everything known about one ORT version.
 #[derive(Debug)]
@@ -73,26 +75,34 @@ struct RawTable {
     sources: BTreeMap<String, String>,
     schemas: BTreeMap<String, BTreeMap<String, Vec<schemas::RawSchema>>>,
     functions: Vec<(String, String, i64)>,
-    kernels: BTreeMap<String, Vec<kernels::RawRegistration>>,
 }
 
 impl Ort {
     fn parse(json: &str) -> Result<Self, String> {
         let raw: RawTable = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let mut kernels = raw.kernels;
-        let mut take = |ep: &str| {
-            kernels
-                .remove(ep)
-                .map(KernelTable::new)
-                .ok_or_else(|| format!("no {ep} kernels in the table"))
+        // The kernel registrations come from the shared crate, which parses the same JSON.
+        let take = |ep: onnx_rewrite_ort_kernels::Ep| {
+            let rows = onnx_rewrite_ort_kernels::kernels(ep);
+            if rows.is_empty() {
+                return Err(format!("no {} kernels in the table", ep.name()));
+            }
+            Ok(KernelTable::new(rows.iter().map(|r| {
+                (
+                    r.domain.clone(),
+                    r.op.clone(),
+                    r.since,
+                    r.until,
+                    r.types.clone(),
+                )
+            })))
         };
         Ok(Self {
             version: raw.onnxruntime,
             sources: raw.sources,
             schemas: Schemas::new(raw.schemas),
             functions: raw.functions.into_iter().collect(),
-            cpu: take("CPUExecutionProvider")?,
-            cuda: take("CUDAExecutionProvider")?,
+            cpu: take(onnx_rewrite_ort_kernels::Ep::Cpu)?,
+            cuda: take(onnx_rewrite_ort_kernels::Ep::Cuda)?,
         })
     }
 

@@ -136,7 +136,7 @@ fn low_precision_arithmetic(egraph: &OnnxEGraph, node: &Onnx) -> bool {
     let Some(class) = egraph.lookup(node.clone()) else {
         return false;
     };
-    egraph[class].nodes.iter().any(|n| match n {
+    let low_node = |n: &Onnx| match n {
         Onnx::Op(key, children) => {
             let op = egraph.analysis.ops.get(*key);
             let explicit = &children[..op.inputs.min(children.len())];
@@ -144,7 +144,14 @@ fn low_precision_arithmetic(egraph: &OnnxEGraph, node: &Onnx) -> bool {
                 || (op.is("", "Cast") && low(dtype_of(class)))
         }
         _ => false,
-    })
+    };
+    // The class is low-precision arithmetic only when every op that computes it is: one exact
+    // member (a `Constant`, a `ConstantOfShape` fill, integer shape arithmetic) makes the fold
+    // exact. Deciding by all members keeps the choice the same whether or not an exact cast
+    // (CastLike to its own type) was merged in, so the pass is a fixed point on fp16's output.
+    let nodes = &egraph[class].nodes;
+    let ops = || nodes.iter().filter(|n| matches!(n, Onnx::Op(..)));
+    ops().next().is_some() && ops().all(low_node)
 }
 
 /// Whether a class holds an initializer of the graph (or of an enclosing one).

@@ -154,6 +154,12 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
         .facts
         .known_dim(logits, -1)
         .ok_or("the number of experts (router_probs' last dim) is unknown")?;
+    if experts > super::MAX_EXPERTS {
+        return Err(format!(
+            "router_probs says {experts} experts, more than the {} the pass expands",
+            super::MAX_EXPERTS
+        ));
+    }
     if scope.facts.rank(logits) != Some(2) || !(1..=experts).contains(&k) {
         return Err(format!(
             "router_probs is not [tokens, {experts}] or k={k} is out of range"

@@ -32,6 +32,12 @@ use onnx_rewrite_ir::{Model, NodeId, ValueId};
 
 use crate::expert::Program;
 
+/// The most experts a router may choose among. Every per-expert table the pass builds is
+/// sized by the expert count read from the model, so an absurd count (a corrupt or hostile
+/// shape) is not taken for a router rather than allocated; real models have at most a few
+/// hundred (DeepSeek-V3: 256).
+pub(crate) const MAX_EXPERTS: i64 = 4096;
+
 /// How a layer was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Form {

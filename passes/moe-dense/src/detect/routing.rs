@@ -41,7 +41,7 @@ impl Router {
         }
         let k = scope.facts.int(input(n, 1)?)?;
         let experts = scope.facts.known_dim(scores, -1)?;
-        (1..=experts).contains(&k).then_some(())?;
+        (experts <= super::MAX_EXPERTS && (1..=experts).contains(&k)).then_some(())?;
         Some(Router {
             topk: node,
             values: output(n, 0)?,

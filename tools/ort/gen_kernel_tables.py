@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Generate the ONNX Runtime tables the placement predictor and the fp16 pass read.
+"""Generate ONNX Runtime's tables for the pinned version: the one source of truth that
+`onnx-rewrite analyze --ep cuda` (hoist-scalars' placement predictor) and `fp16 --fp16-target`
+both read, through the crate `onnx-rewrite-ort-kernels`.
 
-Writes `passes/hoist-scalars/src/ort/ort-<version>.json`:
+Writes `crates/ort-kernels/src/ort-<version>.json`:
 
 - `schemas`: every operator schema the pinned ORT build knows (domains `""`, `ai.onnx.ml`,
   `com.microsoft`): its `since_version`s and formal inputs/outputs (name, type string,
@@ -11,22 +13,26 @@ Writes `passes/hoist-scalars/src/ort/ort-<version>.json`:
 - `functions`: the (domain, op, since_version)s whose ONNX schema has a function body (from the
   pinned `onnx` package): ORT inlines such a node before partitioning when no EP has a kernel.
 - `kernels.CPUExecutionProvider`: read from the installed `onnxruntime` wheel
-  (`get_all_opkernel_def()`), exact for that version.
+  (`get_all_opkernel_def()`), exact for that version. Typed registrations stay apart.
 - `kernels.CUDAExecutionProvider`: from one of
-  - `--cuda-kernel-defs FILE`: the JSON `measure_memcpy.py --dump-kernels` writes on a GPU
-    machine with `onnxruntime-gpu` (exact for that version), or
+  - `--cuda-kernel-defs FILE`: the JSON `tools/memcpy/measure_memcpy.py --dump-kernels` writes
+    on a GPU machine with `onnxruntime-gpu` (exact for that version), or
   - `--cuda-operator-kernels FILE`: ORT's `docs/OperatorKernels.md` (CUDA section) from a
     source snapshot, plus the registration changes listed in `CUDA_DELTAS` that were merged
     after that snapshot (each with the pull request it comes from).
+
+With `--fp16-schema-table` it also rewrites `passes/fp16/src/schema/table.rs` (the fp16 pass's
+compiled-in schema table, from the same `get_all_operator_schema()`); the fp16 kernel tables
+are no longer generated: `passes/fp16/src/kernels` adapts the shared JSON at run time.
 
 Memory types (which kernel inputs/outputs live in CPU memory) are not exported by either
 source; they are kept by hand in `passes/hoist-scalars/src/ort/memory.rs`.
 
 Usage (the committed table was made with the second form):
 
-    python tools/memcpy/gen_ort_tables.py --cuda-kernel-defs cuda_kernels.json
+    python tools/ort/gen_kernel_tables.py --cuda-kernel-defs cuda_kernels.json
     git -C <onnxruntime checkout> show 735e69a39:docs/OperatorKernels.md > /tmp/OperatorKernels.md
-    python tools/memcpy/gen_ort_tables.py --cuda-operator-kernels /tmp/OperatorKernels.md
+    python tools/ort/gen_kernel_tables.py --cuda-operator-kernels /tmp/OperatorKernels.md
 """
 
 from __future__ import annotations
@@ -202,12 +208,127 @@ def render(table: dict) -> str:
     return "\n".join(lines)
 
 
+# --- fp16's compiled-in schema table (passes/fp16/src/schema/table.rs) -----------------------
+# The fp16 pass matches type parameters with bit sets over TensorProto.DataType codes.
+
+FP16_SCHEMA_TABLE = ROOT / "passes/fp16/src/schema/table.rs"
+FP16_DOMAINS = {"": "", "ai.onnx": "", "ai.onnx.ml": "ai.onnx.ml", "com.microsoft": "com.microsoft"}
+
+# TensorProto.DataType codes.
+CODES = {
+    "float": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7, "string": 8,
+    "bool": 9, "float16": 10, "double": 11, "uint32": 12, "uint64": 13, "complex64": 14,
+    "complex128": 15, "bfloat16": 16, "float8e4m3fn": 17, "float8e4m3fnuz": 18, "float8e5m2": 19,
+    "float8e5m2fnuz": 20, "uint4": 21, "int4": 22, "float4e2m1": 23, "float8e8m0": 24, "uint2": 25,
+    "int2": 26, "float6e2m3": 27, "float6e3m2": 28,
+}
+# OperatorKernels.md spells some element types as onnxruntime's C++ types.
+DOC_NAMES = {"mlfloat16": "float16", "bfloat16": "bfloat16", "float8e4m3fn": "float8e4m3fn",
+             "float8e4m3fnuz": "float8e4m3fnuz", "float8e5m2": "float8e5m2",
+             "float8e5m2fnuz": "float8e5m2fnuz", "float4e2m1": "float4e2m1", "float8e8m0": "float8e8m0",
+             "float6e2m3": "float6e2m3", "float6e3m2": "float6e3m2"}
+
+
+class TypeSet:
+    """Tensor element types, sequence element types, and whether anything else is allowed."""
+
+    def __init__(self) -> None:
+        self.tensor = 0
+        self.seq = 0
+        self.other = False
+
+    def add(self, text: str) -> None:
+        text = text.strip().replace(" ", "")
+        m = re.fullmatch(r"tensor\((\w+)\)", text)
+        if m:
+            self.tensor |= 1 << code(m.group(1))
+            return
+        m = re.fullmatch(r"seq\(tensor\((\w+)\)\)", text)
+        if m:
+            self.seq |= 1 << code(m.group(1))
+            return
+        self.other = True  # optional(...), map(...), seq(map(...)), sparse_tensor(...)
+
+    def key(self) -> tuple[int, int, bool]:
+        return (self.tensor, self.seq, self.other)
+
+
+def code(name: str) -> int:
+    name = DOC_NAMES.get(name.lower(), name.lower())
+    if name not in CODES:
+        raise SystemExit(f"gen_tables: unknown element type {name!r}")
+    return CODES[name]
+
+
+def type_set(strs) -> TypeSet:
+    ts = TypeSet()
+    for s in strs:
+        ts.add(s)
+    return ts
+
+
+class Interner:
+    def __init__(self) -> None:
+        self.index: dict[tuple[int, int, bool], int] = {}
+
+    def __call__(self, ts: TypeSet) -> str:
+        return f"TS[{self.index.setdefault(ts.key(), len(self.index))}]"
+
+    def rust(self) -> str:
+        lines = ["/// Every distinct type set of the tables below.", f"pub(crate) static TS: [Types; {len(self.index)}] = ["]
+        for (tensor, seq, other) in self.index:
+            lines.append(f"    Types::new({tensor:#x}, {seq:#x}, {str(other).lower()}),")
+        lines.append("];")
+        return "\n".join(lines)
+
+
+HEADER = "// @generated by tools/ort/gen_kernel_tables.py --fp16-schema-table from onnxruntime {version}; do not edit.\n"
+
+
+def fp16_schema_table(ort) -> str:
+    from onnxruntime.capi import onnxruntime_pybind11_state as st
+
+    opt = st.schemadef.OpSchema.FormalParameterOption
+    arity = {opt.Single: "One", opt.Optional: "Opt", opt.Variadic: "Many"}
+    interner = Interner()
+    rows = []
+    for s in st.get_all_operator_schema():
+        if s.domain not in FP16_DOMAINS or s.deprecated:
+            continue
+        names = [t.type_param_str for t in s.type_constraints]
+        vars_ = ", ".join(f'("{t.type_param_str}", {interner(type_set(t.allowed_type_strs))})' for t in s.type_constraints)
+
+        def param(p) -> str:
+            kind = arity[p.option]
+            if kind == "Many" and not p.isHomogeneous:
+                kind = "ManyMixed"
+            if p.typeStr in names:
+                return f"p(Slot::Var({names.index(p.typeStr)}), {kind})"
+            return f"p(Slot::Fixed({interner(type_set([p.typeStr]))}), {kind})"
+
+        ins = ", ".join(param(p) for p in s.inputs)
+        outs = ", ".join(param(p) for p in s.outputs)
+        rows.append((FP16_DOMAINS[s.domain], s.name, s.since_version,
+                     f'    Schema {{ domain: "{FP16_DOMAINS[s.domain]}", op: "{s.name}", since: {s.since_version}, '
+                     f"vars: &[{vars_}], inputs: &[{ins}], outputs: &[{outs}] }},"))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    body = "\n".join(r[3] for r in rows)
+    return (HEADER.format(version=ort.__version__)
+            + "//! Operator schemas: type parameters and formal inputs/outputs, sorted by (domain, op, since).\n\n"
+            + "use super::{Arity::*, Schema, Slot, Types, p};\n\n"
+            + interner.rust() + "\n\n"
+            + f"pub(crate) static SCHEMAS: [Schema; {len(rows)}] = [\n{body}\n];\n")
+
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--cuda-kernel-defs", type=Path, help="JSON from measure_memcpy.py --dump-kernels")
     src.add_argument("--cuda-operator-kernels", type=Path, help="ORT docs/OperatorKernels.md of a source snapshot")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--fp16-schema-table", action="store_true",
+                    help="also rewrite passes/fp16/src/schema/table.rs from the same wheel")
     args = ap.parse_args()
 
     import onnxruntime
@@ -241,11 +362,14 @@ def main() -> None:
             "CUDAExecutionProvider": as_json_rows(cuda),
         },
     }
-    out = args.out or ROOT / f"passes/hoist-scalars/src/ort/ort-{version}.json"
+    out = args.out or ROOT / f"crates/ort-kernels/src/ort-{version}.json"
     text = render(table)
     out.write_text(text + "\n")
     print(f"{out}: {sum(len(v) for v in table['schemas'].values())} ops with schemas, "
           f"{len(table['kernels']['CPUExecutionProvider'])} CPU and {len(cuda)} CUDA registrations")
+    if args.fp16_schema_table:
+        FP16_SCHEMA_TABLE.write_text(fp16_schema_table(onnxruntime))
+        print(f"{FP16_SCHEMA_TABLE}: rewritten")
 
 
 if __name__ == "__main__":

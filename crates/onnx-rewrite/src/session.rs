@@ -1,0 +1,188 @@
+//! One `apply`, shared by the command line and the Python package: run the pipeline, enforce
+//! `--strict`, verify. The error messages are written here once, so `onnx-rewrite apply` and
+//! `onnx_rewrite.apply` say the same thing about the same model.
+
+use onnx_rewrite_egraph::pass::{PassContext, PassError, PassOption};
+use onnx_rewrite_ir::Model;
+
+use crate::info::ModelInfo;
+use crate::pipeline::{Pipeline, PipelineError, PipelineReport, registry};
+use crate::report;
+use crate::verify::{self, VerifyError, VerifyReport};
+
+/// Why an apply failed. [`ApplyError::is_refusal`] separates exit status 2 (a pass refused,
+/// `--strict` met a decline, `--verify` found an error) from 1 (bad input or usage).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("--passes: {0}")]
+    Passes(#[from] PipelineError),
+    /// A pass refused the model (`model` names it: a path or `<memory>`).
+    #[error("{model}: {reason}")]
+    Refused { model: String, reason: String },
+    /// A pass could not take the model.
+    #[error("{model}: {source}")]
+    Pass { model: String, source: PassError },
+    #[error("--strict: {0} node(s) declined (see the report); nothing written")]
+    Strict(usize),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Verification ran and found outputs over tolerance.
+    #[error("--verify: the rewritten model's outputs differ from the original's beyond tolerance; nothing written\n{0}", .report.summary())]
+    OverTolerance { report: Box<VerifyReport> },
+}
+
+impl ApplyError {
+    /// Exit status 2 rather than 1.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused { .. } | Self::Strict(_) | Self::OverTolerance { .. }
+        )
+    }
+}
+
+/// `--strict`: any decline fails the apply.
+pub fn check_strict(report: &PipelineReport) -> Result<(), ApplyError> {
+    match report.declines() {
+        0 => Ok(()),
+        n => Err(ApplyError::Strict(n)),
+    }
+}
+
+/// Every pass option, as `--<pass>-<option>` flags (the command line's `apply` grows one flag
+/// per entry; Python takes them as keyword arguments with `_` for `-`).
+pub fn pass_options() -> Vec<PassOption> {
+    registry()
+        .iter()
+        .flat_map(|p| p.options().iter().copied())
+        .collect()
+}
+
+/// The verification tolerance for a pipeline, from DESIGN.md's table.
+pub fn tolerance(pipeline: &Pipeline, cx: &PassContext) -> verify::Tolerance {
+    verify::Tolerance::for_passes(&pipeline.names(), &cx.options)
+}
+
+/// What one apply asks for beyond the passes.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyRequest {
+    /// Run both models with tract-onnx and compare (`--verify`).
+    pub verify: Option<verify::VerifyOptions>,
+    /// Diff the graph pass by pass for `--report-html` / `--dot`.
+    pub regions: bool,
+}
+
+/// What one apply found; the caller writes reports, then checks [`check_strict`] and
+/// [`ApplyOutcome::check_verified`] before saving.
+#[derive(Debug, Clone)]
+pub struct ApplyOutcome {
+    pub report: PipelineReport,
+    pub verify: Option<VerifyReport>,
+    /// Per pass, the regions it rewrote (empty unless asked for).
+    pub regions: Vec<Vec<report::Region>>,
+    pub info_before: Option<ModelInfo>,
+    pub info_after: Option<ModelInfo>,
+}
+
+impl ApplyOutcome {
+    /// Fails when verification found outputs over tolerance.
+    pub fn check_verified(&self) -> Result<(), ApplyError> {
+        match &self.verify {
+            Some(v) if !v.passed => Err(ApplyError::OverTolerance {
+                report: Box::new(v.clone()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The JSON report: the pipeline's, with the verification beside it when there was one.
+    pub fn json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.report).unwrap_or(serde_json::Value::Null);
+        if let (Some(v), serde_json::Value::Object(map)) = (&self.verify, &mut value) {
+            map.insert(
+                "verify".to_owned(),
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        value
+    }
+
+    /// The `--report-html` page; `None` unless the request asked for regions.
+    pub fn html(&self, title: &str) -> Option<String> {
+        Some(report::render_html(&report::ReportData {
+            title: title.to_owned(),
+            info_before: self.info_before.as_ref()?,
+            info_after: self.info_after.as_ref()?,
+            pipeline: &self.report,
+            regions: &self.regions,
+            verify: self.verify.as_ref(),
+        }))
+    }
+
+    /// The `--dot` graph.
+    pub fn dot(&self) -> String {
+        report::render_dot(&self.report, &self.regions)
+    }
+}
+
+/// Runs the pipeline on `model` and, as asked, diffs it pass by pass and verifies it against
+/// `original` (the model as it was before the passes: its file, or its serialized bytes).
+pub fn apply(
+    pipeline: &Pipeline,
+    model: &mut Model,
+    model_name: &str,
+    cx: &PassContext,
+    request: &ApplyRequest,
+    original: verify::Source<'_>,
+    on_pass: impl FnMut(usize, &str),
+) -> Result<ApplyOutcome, ApplyError> {
+    // Declared inputs are read before the passes: fp16 with its I/O types converted changes them.
+    let specs = match &request.verify {
+        Some(_) => Some(verify::input_specs(model)?),
+        None => None,
+    };
+    let info_before = request.regions.then(|| ModelInfo::of(model));
+    let mut sketch = request.regions.then(|| report::GraphSketch::of(model));
+    let mut regions = Vec::new();
+    let report = pipeline
+        .run_observed(model, cx, on_pass, |_, after| {
+            if let Some(before) = &mut sketch {
+                let now = report::GraphSketch::of(after);
+                regions.push(report::regions(before, &now));
+                *before = now;
+            }
+        })
+        .map_err(|e| match e {
+            PassError::Refused(reason) => ApplyError::Refused {
+                model: model_name.to_owned(),
+                reason,
+            },
+            source => ApplyError::Pass {
+                model: model_name.to_owned(),
+                source,
+            },
+        })?;
+    let verify = match (&request.verify, specs) {
+        (Some(options), Some(specs)) => {
+            // tract reads a serialized model; this copy of the weights exists only under --verify.
+            let rewritten = onnx_rewrite_ir::save::to_bytes(model)
+                .map_err(|e| VerifyError::Serialize(e.to_string()))?;
+            let mut options = options.clone();
+            options.tolerance = tolerance(pipeline, cx);
+            Some(verify::verify(
+                &specs,
+                original,
+                verify::Source::Bytes(&rewritten),
+                &options,
+            )?)
+        }
+        _ => None,
+    };
+    Ok(ApplyOutcome {
+        report,
+        verify,
+        regions,
+        info_before,
+        info_after: request.regions.then(|| ModelInfo::of(model)),
+    })
+}

@@ -1,0 +1,321 @@
+//! The fp16 pass on small hand-written graphs, before → after in ONNX text syntax: each
+//! snapshot is checked for idempotence (testkit's `apply`) and, where tract runs every op of
+//! the result, by execution against the float32 model at the fp16 row of the tolerance table.
+
+use onnx_rewrite_egraph::pass::{Pass, PassContext, PassOptions, PassReport};
+use onnx_rewrite_fp16::Fp16Pass;
+use onnx_rewrite_ir::Model;
+use onnx_rewrite_testkit::{apply, assert_same_outputs, count_ops, model, text};
+
+const FP16_TOL: f64 = 2e-2;
+
+fn header(opset: u32) -> String {
+    format!(r#"<ir_version: 10, opset_import: ["" : {opset}]>"#)
+}
+
+/// Default options: applies the pass (idempotence checked) and returns the model and report.
+fn convert(opset: u32, body: &str) -> (Model, Model, PassReport) {
+    let before = model(&format!("{}\n{body}", header(opset)));
+    let (after, report) = apply(&Fp16Pass, &before);
+    (before, after, report)
+}
+
+/// With pass options (flag name without `--`, value): run twice, the second run a no-op.
+fn convert_with(opset: u32, body: &str, flags: &[(&str, &str)]) -> (Model, Model, PassReport) {
+    let before = model(&format!("{}\n{body}", header(opset)));
+    let mut options = PassOptions::default();
+    for (flag, value) in flags {
+        options.set(flag, Some((*value).to_owned()));
+    }
+    let cx = PassContext {
+        options,
+        ..PassContext::default()
+    };
+    let mut after = before.clone();
+    let report = Fp16Pass.run(&mut after, &cx).expect("fp16 runs");
+    after.check().expect("IR invariants hold");
+    let mut again = after.clone();
+    Fp16Pass.run(&mut again, &cx).expect("fp16 runs again");
+    assert_eq!(text(&again), text(&after), "idempotent with {flags:?}");
+    (before, after, report)
+}
+
+fn casts_to(model_text: &str, to: u32) -> usize {
+    model_text
+        .matches(&format!("Cast <to: int = {to}>"))
+        .count()
+}
+
+#[test]
+fn shared_type_parameter_agrees_with_one_cast_per_tensor() {
+    // `x` (kept float32 at the boundary) feeds three float16 readers: one Cast, shared.
+    // `Add`'s two inputs share T: both float16, no mixed node.
+    let (before, after, _) = convert(
+        17,
+        r#"g (float[2,3] x) => (float[2,3] y) <float[3] b = {0.5, -1, 2}> {
+   [a] t = Add (x, b)
+   [m] u = Mul (x, t)
+   [s] v = Sub (u, x)
+   [r] y = Relu (v)
+}"#,
+    );
+    let t = text(&after);
+    assert_eq!(casts_to(&t, 10), 1, "{t}");
+    assert_eq!(casts_to(&t, 1), 1, "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn initializer_read_at_both_precisions_is_duplicated() {
+    // `w` is read by a blocked (float32) node and a float16 one: the float32 reader keeps the
+    // original bits, the float16 reader gets a converted copy.
+    let (before, after, report) = convert_with(
+        17,
+        r#"g (float[2,3] x) => (float[2,3] y, float[2,3] z) <float[3] w = {0.1, 0.2, 0.3}> {
+   [keep] y = Add (x, w)
+   [low] z = Mul (x, w)
+}"#,
+        &[("fp16-block-node", "keep")],
+    );
+    assert_eq!(report.details["initializers_copied"], 1, "{report:?}");
+    let t = text(&after);
+    assert!(
+        t.contains("float[3] w = {0.1,0.2,0.3}") || t.contains("float[3] w ="),
+        "{t}"
+    );
+    assert!(t.contains("float16[3]"), "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn attribute_typed_outputs_follow_their_readers() {
+    // Constant(value_float), ConstantOfShape without `value` (float32 0), Cast(to=FLOAT) of an
+    // integer: all feed float16 arithmetic, so each produces float16 itself (no Cast after).
+    let (before, after, _) = convert(
+        17,
+        r#"g (float[2,3] x, int64[2,3] i) => (float[2,3] y) {
+   [k] c = Constant <value_float: float = 1.5> ()
+   [shape] s = Shape (x)
+   [zeros] z = ConstantOfShape (s)
+   [ci] f = Cast <to: int = 1> (i)
+   [a] t = Add (x, c)
+   [b] u = Add (t, z)
+   [m] v = Mul (u, f)
+   [r] y = Relu (v)
+}"#,
+    );
+    let t = text(&after);
+    assert!(!t.contains("value_float"), "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn range_stays_float32_before_opset_27() {
+    // Range has no float16 type before opset 27: it stays float32 and is cast where it meets
+    // float16 data. Its float limit comes from a size, so the chain is integer-derived too.
+    let (before, after, report) = convert(
+        17,
+        r#"g (float[5] x) => (float[5] y) <float start = {0}, float delta = {1}> {
+   [shape] s = Shape (x)
+   [cast] n = Cast <to: int = 1> (s)
+   [sq] lim = Squeeze (n)
+   [range] r = Range (start, lim, delta)
+   [add] y = Add (x, r)
+}"#,
+    );
+    let t = text(&after);
+    assert!(t.contains("Range"), "{t}");
+    assert!(
+        report.details["kept_float32"].as_object().is_some(),
+        "{report:?}"
+    );
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn resize_scales_stay_float32() {
+    let (_, after, _) = convert(
+        13,
+        r#"g (float[1,1,2,2] x) => (float[1,1,4,4] y) <float[4] scales = {1, 1, 2, 2}> {
+   [pre] h = Relu (x)
+   [resize] r = Resize <mode: string = "nearest"> (h, , scales)
+   [post] y = Relu (r)
+}"#,
+    );
+    let t = text(&after);
+    assert!(t.contains("float[4] scales"), "scales stay float32: {t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn layer_normalization_keeps_float32_statistics() {
+    let (_, after, _) = convert(
+        17,
+        r#"g (float[2,4] x) => (float[2,4] y) <float[4] scale = {1, 1, 1, 1}, float[4] bias = {0, 0, 0, 0}> {
+   [ln] n = LayerNormalization <axis: int = -1, epsilon: float = 1e-5> (x, scale, bias)
+   [relu] y = Relu (n)
+}"#,
+    );
+    let t = text(&after);
+    // stash_type stays 1 (float32 statistics) whatever X's type.
+    assert!(!t.contains("stash_type: int = 10"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn if_branches_agree_and_casts_stay_in_their_scope() {
+    // Both branches must produce the If's output type; a blocked node inside a branch gets
+    // its Casts inside that branch, not in the main graph.
+    let body = r#"g (bool c, float[2,3] x) => (float[2,3] y) {
+   [pre] h = Relu (x)
+   [if] o = If (c) <then_branch: graph = tg () => (float[2,3] tout) {
+      [t_neg] tout = Neg (h)
+   }, else_branch: graph = eg () => (float[2,3] eout) {
+      [e_blocked] e1 = Sigmoid (h)
+      [e_mul] eout = Mul (e1, h)
+   }>
+   [post] y = Abs (o)
+}"#;
+    let (before, after, _) = convert_with(17, body, &[("fp16-block-node", "e_blocked")]);
+    let t = text(&after);
+    assert_eq!(count_ops(&after, "If"), 1);
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(t);
+}
+
+/// A Llama-style rotary block: position ids → Cast → angle MatMul with inv_freq → Cos/Sin,
+/// which meet q at Mul. θ = 5e5 would overflow float16 (never clamped), and positions past
+/// 2048 are not exact in float16.
+const ROTARY: &str = r#"g (int64[1,S] pos, float[1,S,4] q) => (float[1,S,4] y) <float[2,1] inv_freq = {1, 0.002}, float theta = {500000}> {
+   [unsq] p3 = Unsqueeze (pos, axes)
+   [axes_c] axes = Constant <value: tensor = int64[1] {1}> ()
+   [castp] pf = Cast <to: int = 1> (p3)
+   [freqs] f = MatMul (inv_freq, pf)
+   [tr] ft = Transpose <perm: ints = [0, 2, 1]> (f)
+   [cat] emb = Concat <axis: int = -1> (ft, ft)
+   [cos] c = Cos (emb)
+   [sin] s = Sin (emb)
+   [qc] a = Mul (q, c)
+   [qs] b = Mul (q, s)
+   [sum] y = Add (a, b)
+}"#;
+
+#[test]
+fn rotary_chain_stays_float32_cos_and_sin_cast_where_they_meet_q() {
+    let body = ROTARY.replace(
+        "[unsq] p3 = Unsqueeze (pos, axes)\n   [axes_c] axes = Constant <value: tensor = int64[1] {1}> ()",
+        "[axes_c] axes = Constant <value: tensor = int64[1] {1}> ()\n   [unsq] p3 = Unsqueeze (pos, axes)",
+    );
+    let (_, after, report) = convert(17, &body);
+    let t = text(&after);
+    let kept = &report.details["kept_float32"];
+    assert!(kept["rotary"].as_u64().unwrap_or(0) >= 2, "{report:?}");
+    // inv_freq and the position Cast stay float32.
+    assert!(t.contains("float[2,1] inv_freq"), "{t}");
+    assert!(t.contains("Cast <to: int = 1> (p3)"), "{t}");
+    // cos and sin each cast once, to float16, where they meet q.
+    assert_eq!(casts_to(&t, 10), 3, "q, cos, sin: {t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn op_block_list_and_node_block_list() {
+    let body = r#"g (float[2,3] x) => (float[2,3] y) {
+   [e] a = Exp (x)
+   [t] b = Tanh (a)
+   [s] c = Sigmoid (b)
+   [y] y = Relu (c)
+}"#;
+    let (before, after, report) = convert_with(
+        17,
+        body,
+        &[("fp16-block-op", "Exp"), ("fp16-block-node", "s")],
+    );
+    let kept = &report.details["kept_float32"];
+    assert_eq!(kept["op block list"], 1, "{report:?}");
+    assert_eq!(kept["node block list"], 1, "{report:?}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    insta::assert_snapshot!(text(&after));
+}
+
+#[test]
+fn default_block_list_entry_can_be_removed() {
+    let body = r#"g (float[2,3,4,4] x) => (float[2,3,4,4] y) {
+   [mvn] m = MeanVarianceNormalization (x)
+   [y] y = Relu (m)
+}"#;
+    let (_, kept, report) = convert(13, body);
+    assert_eq!(
+        report.details["kept_float32"]["op block list"], 1,
+        "{report:?}"
+    );
+    let (_, removed, _) =
+        convert_with(13, body, &[("fp16-block-op", "-MeanVarianceNormalization")]);
+    assert_ne!(text(&kept), text(&removed));
+}
+
+#[test]
+fn keep_io_types_off_makes_the_interface_float16() {
+    let body = r#"g (float[2,3] x) => (float[2,3] y) {
+   [r] y = Relu (x)
+}"#;
+    let (_, on, _) = convert(17, body);
+    let on = text(&on);
+    assert!(on.contains("(float[2,3] x) => (float[2,3] y)"), "{on}");
+    let (_, off, _) = convert_with(17, body, &[("fp16-keep-io-types", "false")]);
+    let off = text(&off);
+    assert!(
+        off.contains("(float16[2,3] x) => (float16[2,3] y)"),
+        "{off}"
+    );
+    assert_eq!(casts_to(&off, 10) + casts_to(&off, 1), 0, "{off}");
+    insta::assert_snapshot!(off);
+}
+
+#[test]
+fn bfloat16_target() {
+    let body = r#"g (float[2,3] x) => (float[2,3] y) <float[3] w = {0.5, 0.25, 2}> {
+   [m] a = Mul (x, w)
+   [r] y = Relu (a)
+}"#;
+    // onnxruntime has no fallback for a bfloat16 node without a kernel, so bfloat16 is checked
+    // against an EP's table; CUDA has bfloat16 Mul and Relu.
+    let (_, after, report) = convert_with(
+        17,
+        body,
+        &[("fp16-type", "bfloat16"), ("fp16-target", "cuda")],
+    );
+    assert_eq!(report.details["type"], "bfloat16");
+    let t = text(&after);
+    assert!(t.contains("bfloat16[3] w"), "{t}");
+    assert_eq!(casts_to(&t, 16), 1, "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn constant_outside_float16_range_keeps_its_reader_float32() {
+    // 5e5 > 65504: never clamped, the Mul stays float32.
+    let (before, after, report) = convert(
+        17,
+        r#"g (float[2,3] x) => (float[2,3] y) <float big = {500000}> {
+   [scale] a = Mul (x, big)
+   [div] y = Div (a, big)
+}"#,
+    );
+    let kept = &report.details["kept_float32"];
+    assert!(
+        kept["constant out of range"].as_u64().unwrap_or(0) >= 1,
+        "{report:?}"
+    );
+    let t = text(&after);
+    assert!(
+        !t.contains("65504") && !t.contains("10000"),
+        "never clamped: {t}"
+    );
+    assert!(t.contains("float big"), "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
