@@ -146,6 +146,21 @@ fn bad_models_exit_1_name_the_problem_and_write_nothing() {
             "'y' is defined more than once",
         ),
         (
+            "required_input_left_out",
+            model(vec![node("Add", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+            "required input 1 is missing",
+        ),
+        (
+            "required_input_empty",
+            model(vec![node("Add", &["", "x"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+            "required input 0 is missing",
+        ),
+        (
+            "too_many_inputs",
+            model(vec![node("Relu", &["x", "x"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+            "2 inputs given, but Relu version 14 takes at most 1",
+        ),
+        (
             "cycle",
             model(
                 vec![

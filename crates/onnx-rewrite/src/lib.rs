@@ -15,6 +15,7 @@ pub mod info;
 pub mod pipeline;
 pub mod report;
 pub mod session;
+pub mod signature;
 pub mod verify;
 
 use std::path::Path;

@@ -22,6 +22,12 @@ pub enum ApplyError {
     /// A pass could not take the model.
     #[error("{model}: {source}")]
     Pass { model: String, source: PassError },
+    /// A node does not fit its operator's schema (bad input, exit status 1).
+    #[error("{model}: {source}")]
+    Signature {
+        model: String,
+        source: crate::signature::SignatureError,
+    },
     #[error("--strict: {0} node(s) declined (see the report); nothing written")]
     Strict(usize),
     #[error(transparent)]
@@ -136,6 +142,10 @@ pub fn apply(
     original: verify::Source<'_>,
     on_pass: impl FnMut(usize, &str),
 ) -> Result<ApplyOutcome, ApplyError> {
+    crate::signature::check(model).map_err(|source| ApplyError::Signature {
+        model: model_name.to_owned(),
+        source,
+    })?;
     // Declared inputs are read before the passes: fp16 with its I/O types converted changes them.
     let specs = match &request.verify {
         Some(_) => Some(verify::input_specs(model)?),

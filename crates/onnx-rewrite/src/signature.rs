@@ -1,0 +1,101 @@
+//! Node signatures, checked before any pass runs: a node that leaves out an input its operator
+//! requires, or passes more inputs than the operator takes, is bad input. The protobuf decodes
+//! and the graph is well-formed, so only the operator's schema can tell; without this check
+//! such a model would be copied (or rewritten) into an output no runtime loads.
+
+use std::collections::HashSet;
+
+use onnx_rewrite_fp16::schema::{Arity, Schema};
+use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId};
+
+/// A node whose inputs do not fit its operator's schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error(
+        "{node}: required input {index} is missing ({op} version {since} takes {formals} input(s))"
+    )]
+    MissingInput {
+        node: String,
+        op: String,
+        since: i64,
+        index: usize,
+        formals: usize,
+    },
+    #[error("{node}: {given} inputs given, but {op} version {since} takes at most {formals}")]
+    TooManyInputs {
+        node: String,
+        op: String,
+        since: i64,
+        given: usize,
+        formals: usize,
+    },
+}
+
+/// Checks every node of the main graph and its subgraphs whose operator has a schema at the
+/// model's opset. Function bodies are left out: they import their own opsets and are checked
+/// where they are inlined.
+pub fn check(model: &Model) -> Result<(), SignatureError> {
+    let in_functions = graphs_in_functions(model);
+    for graph in model.graph_ids() {
+        if in_functions.contains(&graph) {
+            continue;
+        }
+        for &node in model.graph(graph).nodes() {
+            check_node(model, node)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_node(model: &Model, node: NodeId) -> Result<(), SignatureError> {
+    let n = model.node(node);
+    let Some(opset) = model.opset(n.domain()) else {
+        return Ok(());
+    };
+    let Some(schema) = Schema::find(n.domain(), n.op_type(), opset) else {
+        return Ok(());
+    };
+    let given = n.inputs();
+    let variadic = schema
+        .inputs
+        .last()
+        .is_some_and(|p| matches!(p.arity, Arity::Many | Arity::ManyMixed));
+    if !variadic && given.len() > schema.inputs.len() {
+        return Err(SignatureError::TooManyInputs {
+            node: model.describe_node(node),
+            op: n.op_type().to_owned(),
+            since: schema.since,
+            given: given.len(),
+            formals: schema.inputs.len(),
+        });
+    }
+    for (index, formal) in schema.inputs.iter().enumerate() {
+        if formal.arity == Arity::One && given.get(index).copied().flatten().is_none() {
+            return Err(SignatureError::MissingInput {
+                node: model.describe_node(node),
+                op: n.op_type().to_owned(),
+                since: schema.since,
+                index,
+                formals: schema.inputs.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Function bodies and every graph nested in one.
+fn graphs_in_functions(model: &Model) -> HashSet<GraphId> {
+    model
+        .graph_ids()
+        .filter(|&graph| {
+            let mut current = graph;
+            loop {
+                match model.graph(current).owner() {
+                    GraphOwner::Function { .. } => return true,
+                    GraphOwner::Model => return false,
+                    GraphOwner::Node { node, .. } => current = model.node(node).graph(),
+                }
+            }
+        })
+        .collect()
+}
