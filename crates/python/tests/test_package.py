@@ -216,3 +216,14 @@ def test_verify_error_when_outputs_differ(models, tmp_path):
     # tract-onnx cannot run every export; that is an InputError naming the model, not a pass.
     with pytest.raises(onnx_rewrite.InputError, match="tract-onnx cannot run the original model"):
         onnx_rewrite.apply(models / "mixtral_hf_default" / "model.onnx", passes="none", verify=True, output=tmp_path / "o.onnx")
+
+
+def test_readme_python_block_runs(tmp_path):
+    """The ```python block of README.md, run as written from the repository root."""
+    root = Path(__file__).resolve().parents[3]
+    readme = (root / "README.md").read_text()
+    start = readme.index("```python\n") + len("```python\n")
+    block = readme[start : readme.index("```", start)]
+    proc = subprocess.run([sys.executable, "-c", block], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == "0 Gemm left", proc.stdout
