@@ -6,23 +6,8 @@ use std::collections::BTreeMap;
 
 use super::schemas::{Formal, Schema};
 
-/// An execution provider the tables cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum Ep {
-    #[serde(rename = "CPUExecutionProvider")]
-    Cpu,
-    #[serde(rename = "CUDAExecutionProvider")]
-    Cuda,
-}
-
-impl Ep {
-    pub fn name(self) -> &'static str {
-        match self {
-            Ep::Cpu => "CPUExecutionProvider",
-            Ep::Cuda => "CUDAExecutionProvider",
-        }
-    }
-}
+/// The execution providers of the shared table (`onnx-rewrite-ort-kernels`).
+pub use onnx_rewrite_ort_kernels::Ep;
 
 /// One kernel registration: a version range and the types each constraint accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
