@@ -162,12 +162,14 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     return True, f"{summary}; {'; '.join(notes[:1])}"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_checks(check, doc: str, against: str = "") -> int:
+    """The command line both checkers share: `check(tool, folder, passes, forbid, refusals, tmp)`
+    rates one model folder under one pass list; `against` names the oracle in the heading."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="model folders (default: all)")
     ap.add_argument("--tool", type=Path, required=True)
     ap.add_argument("--passes", action="append", required=True, help="a pass list; extra apply flags may follow in the same value")
-    ap.add_argument("--forbid", action="append", default=[], help="PASSLIST=OP: OP must not remain after that pass list")
+    ap.add_argument("--forbid", action="append", default=[], help="PASSLIST=OP: OP (domain.op for other domains) must not remain")
     ap.add_argument("--expect-refusal", action="append", default=[], help="PASSLIST=MODEL: the pass must refuse MODEL (exit 2)")
     args = ap.parse_args()
     folders = [MODELS / n for n in args.names] if args.names else sorted(p.parent for p in MODELS.glob("*/model.onnx"))
@@ -177,7 +179,8 @@ def main() -> int:
         for passes in args.passes:
             forbid = [f.split("=", 1)[1] for f in args.forbid if f.split("=", 1)[0] == passes]
             refusals = {f.split("=", 1)[1] for f in args.expect_refusal if f.split("=", 1)[0] == passes}
-            print(f"== --passes {passes}  (tolerance rtol={tolerance(passes)[0]} atol={tolerance(passes)[1]})")
+            rtol, atol = tolerance(passes)
+            print(f"== --passes {passes}{against}  (tolerance rtol={rtol} atol={atol})")
             for folder in folders:
                 ok, detail = check(args.tool, folder, passes, forbid, refusals, tmp)
                 failures += not ok
@@ -187,4 +190,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(check, __doc__))

@@ -26,17 +26,15 @@ Prints one line per model and pass list (worst error per data set) and exits 1 o
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from check_passes import MODELS, datasets, ops, tolerance, worst_error
+from check_passes import datasets, ops, run_checks, tolerance, worst_error
 
 
 def run(path: Path, inputs):
@@ -110,29 +108,5 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     return True, "; ".join(notes)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="*", help="model folders (default: all)")
-    ap.add_argument("--tool", type=Path, required=True)
-    ap.add_argument("--passes", action="append", required=True, help="a pass list; extra apply flags may follow in the same value")
-    ap.add_argument("--forbid", action="append", default=[], help="PASSLIST=OP: OP (domain.op for other domains) must not remain")
-    ap.add_argument("--expect-refusal", action="append", default=[], help="PASSLIST=MODEL: the pass must refuse MODEL (exit 2)")
-    args = ap.parse_args()
-    folders = [MODELS / n for n in args.names] if args.names else sorted(p.parent for p in MODELS.glob("*/model.onnx"))
-    failures = 0
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        for passes in args.passes:
-            forbid = [f.split("=", 1)[1] for f in args.forbid if f.split("=", 1)[0] == passes]
-            refusals = {f.split("=", 1)[1] for f in args.expect_refusal if f.split("=", 1)[0] == passes}
-            print(f"== --passes {passes} against the stored PyTorch outputs (tolerance rtol={tolerance(passes)[0]} atol={tolerance(passes)[1]})")
-            for folder in folders:
-                ok, detail = check(args.tool, folder, passes, forbid, refusals, tmp)
-                failures += not ok
-                print(f"{'PASS' if ok else 'FAIL'}  {folder.name:<28} {detail}")
-    print(f"{failures} failure(s)")
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_checks(check, __doc__, against=" against the stored PyTorch outputs"))

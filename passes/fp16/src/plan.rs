@@ -394,11 +394,15 @@ impl Plan {
         {
             return fixed(Precision::High, Some(Reason::RunningStatistics), &ports);
         }
-        // Attention's `qk_matmul_output` shows masked scores as the type's lowest value
-        // (-3.4e38 in float32), which float16 cannot hold.
+        // Attention's `qk_matmul_output` in modes 1 and 2 (scores with the mask or bias added)
+        // shows masked scores as the type's lowest value (-3.4e38 in float32), which float16
+        // cannot hold. Mode 0 (the raw scores) and mode 3 (softmax probabilities) hold no mask.
         if n.domain().is_empty()
             && n.op_type() == "Attention"
             && n.outputs().get(3).copied().flatten().is_some()
+            && n.attribute("qk_matmul_output_mode")
+                .and_then(|a| a.proto.i)
+                .is_some_and(|mode| mode == 1 || mode == 2)
         {
             let what = "qk_matmul_output holds masked scores as float32's lowest value".to_owned();
             return fixed(Precision::High, Some(Reason::Range(what)), &ports);

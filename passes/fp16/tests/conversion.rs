@@ -319,3 +319,28 @@ fn constant_outside_float16_range_keeps_its_reader_float32() {
     assert!(t.contains("float big"), "{t}");
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
 }
+
+#[test]
+fn attention_scores_output_stays_float32_only_where_it_shows_masked_scores() {
+    // Modes 1 and 2 add the mask to the scores (masked = float32's lowest value, which float16
+    // cannot hold); mode 0 is the raw QK product and mode 3 softmax probabilities. The
+    // corpus's `test_attention_*qk_matmul*` cases check the converted nodes by execution.
+    let graph = |mode: i64| {
+        format!(
+            r#"g (float[1,2,3,4] q, float[1,2,3,4] k, float[1,2,3,4] v) => (float[1,2,3,4] y, float[1,2,3,3] s) {{
+   [attn] y, , , s = Attention <qk_matmul_output_mode: int = {mode}> (q, k, v)
+}}"#
+        )
+    };
+    for (mode, kept) in [(0, false), (1, true), (2, true), (3, false)] {
+        let (_, after, report) = convert(23, &graph(mode));
+        let reasons = &report.details["kept_float32"];
+        assert_eq!(
+            reasons["constant out of range"].as_u64().unwrap_or(0) == 1,
+            kept,
+            "mode {mode}: {report:?}"
+        );
+        let low = report.details["nodes_now_low_precision"].as_u64();
+        assert_eq!(low == Some(1), !kept, "mode {mode}: {}", text(&after));
+    }
+}
