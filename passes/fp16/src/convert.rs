@@ -70,19 +70,22 @@ pub(crate) fn tensor(tensor: &TensorProto, target: Target) -> Option<TensorProto
     let mut out = tensor.clone();
     out.data_type = Some(target.dtype() as i32);
     out.float_data.clear();
-    out.raw_data = Some(Bytes::from(bytes));
+    out.raw_data = Some(bytes);
     Some(out)
 }
 
-fn convert_raw(src: &[u8], target: Target) -> Vec<u8> {
-    let mut out = vec![0u8; src.len() / 2];
+fn convert_raw(src: &[u8], target: Target) -> Bytes {
+    onnx_rewrite_ir::tensor::new_payload(src.len() / 2, |out| convert_into(src, out, target))
+}
+
+fn convert_into(src: &[u8], out: &mut [u8], target: Target) {
     out.par_chunks_mut(CHUNK * 2)
         .zip(src.par_chunks(CHUNK * 4))
         .for_each(|(dst, src)| {
             let mut wide = [0f32; CHUNK];
             let wide = &mut wide[..src.len() / 4];
-            for (w, c) in wide.iter_mut().zip(src.chunks_exact(4)) {
-                *w = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            for (w, word) in wide.iter_mut().zip(src.as_chunks::<4>().0) {
+                *w = f32::from_le_bytes(*word);
             }
             let mut bits = [0u16; CHUNK];
             let bits = &mut bits[..wide.len()];
@@ -108,7 +111,6 @@ fn convert_raw(src: &[u8], target: Target) -> Vec<u8> {
                 d.copy_from_slice(&b.to_le_bytes());
             }
         });
-    out
 }
 
 /// A float32 scalar list as a `target` tensor (for `Constant.value_float(s)`).
@@ -120,7 +122,7 @@ pub(crate) fn from_floats(values: &[f32], dims: Vec<i64>, target: Target) -> Ten
     TensorProto {
         dims,
         data_type: Some(target.dtype() as i32),
-        raw_data: Some(Bytes::from(convert_raw(&raw, target))),
+        raw_data: Some(convert_raw(&raw, target)),
         ..Default::default()
     }
 }
