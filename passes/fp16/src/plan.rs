@@ -28,7 +28,7 @@ use onnx_rewrite_proto::tensor_proto::DataType;
 
 use crate::constants;
 use crate::convert::Target;
-use crate::kernels::Ep;
+use crate::kernels::{self, Ep};
 use crate::options::Options;
 use crate::origin::{Origin, Origins, scan_inputs};
 use crate::ports::{Opaque, Ports, Role, ports};
@@ -1002,7 +1002,7 @@ fn kernel_exists(
     let (low, high) = (binding(true), binding(false));
     let eps: &[Ep] = options.eps();
     let find = |ep: &Ep, b: &[(&str, DataType)]| {
-        ep.find(n.domain(), n.op_type(), schema.since, b).is_some()
+        kernels::find(*ep, n.domain(), n.op_type(), schema.since, b).is_some()
     };
     eps.iter().any(|ep| find(ep, &low))
         || (!options.needs_kernel() && !eps.iter().any(|ep| find(ep, &high)))

@@ -22,59 +22,44 @@ use crate::schema::Types;
 /// `end` of an open-ended registration.
 pub const OPEN: i64 = i64::MAX;
 
-/// An execution provider with a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Ep {
-    Cpu,
-    Cuda,
+pub use shared::Ep;
+
+/// Every registration of `ep`, sorted by (domain, op, start).
+pub fn kernels(ep: Ep) -> &'static [Kernel] {
+    static CPU: OnceLock<Vec<Kernel>> = OnceLock::new();
+    static CUDA: OnceLock<Vec<Kernel>> = OnceLock::new();
+    let cell = match ep {
+        Ep::Cpu => &CPU,
+        Ep::Cuda => &CUDA,
+    };
+    cell.get_or_init(|| adapt(shared::kernels(ep)))
 }
 
-impl Ep {
-    /// onnxruntime's name for the provider.
-    pub fn name(self) -> &'static str {
-        match self {
-            Ep::Cpu => "CPUExecutionProvider",
-            Ep::Cuda => "CUDAExecutionProvider",
-        }
-    }
+/// The registrations of `domain`.`op` (`""` is the ONNX domain) in `ep`.
+pub fn registrations(ep: Ep, domain: &str, op: &str) -> &'static [Kernel] {
+    let domain = if domain == "ai.onnx" { "" } else { domain };
+    let table = kernels(ep);
+    let start = table.partition_point(|k| (k.domain, k.op) < (domain, op));
+    let end = table.partition_point(|k| (k.domain, k.op) <= (domain, op));
+    &table[start..end]
+}
 
-    /// Every registration, sorted by (domain, op, start).
-    pub fn kernels(self) -> &'static [Kernel] {
-        static CPU: OnceLock<Vec<Kernel>> = OnceLock::new();
-        static CUDA: OnceLock<Vec<Kernel>> = OnceLock::new();
-        let (cell, ep) = match self {
-            Ep::Cpu => (&CPU, shared::Ep::Cpu),
-            Ep::Cuda => (&CUDA, shared::Ep::Cuda),
-        };
-        cell.get_or_init(|| adapt(shared::kernels(ep)))
-    }
-
-    /// The registrations of `domain`.`op` (`""` is the ONNX domain).
-    pub fn registrations(self, domain: &str, op: &str) -> &'static [Kernel] {
-        let domain = if domain == "ai.onnx" { "" } else { domain };
-        let table = self.kernels();
-        let start = table.partition_point(|k| (k.domain, k.op) < (domain, op));
-        let end = table.partition_point(|k| (k.domain, k.op) <= (domain, op));
-        &table[start..end]
-    }
-
-    /// A registration that runs a node of `domain`.`op` whose schema has `since_version`, with
-    /// its type constraints bound as in `bindings` (constraint name → element type; names the
-    /// registration does not constrain are ignored).
-    pub fn find(
-        self,
-        domain: &str,
-        op: &str,
-        since_version: i64,
-        bindings: &[(&str, DataType)],
-    ) -> Option<&'static Kernel> {
-        self.registrations(domain, op).iter().find(|k| {
-            k.matches_version(since_version)
-                && bindings
-                    .iter()
-                    .all(|(name, dtype)| k.allows(name, *dtype).unwrap_or(true))
-        })
-    }
+/// A registration of `ep` that runs a node of `domain`.`op` whose schema has `since_version`,
+/// with its type constraints bound as in `bindings` (constraint name → element type; names the
+/// registration does not constrain are ignored).
+pub fn find(
+    ep: Ep,
+    domain: &str,
+    op: &str,
+    since_version: i64,
+    bindings: &[(&str, DataType)],
+) -> Option<&'static Kernel> {
+    registrations(ep, domain, op).iter().find(|k| {
+        k.matches_version(since_version)
+            && bindings
+                .iter()
+                .all(|(name, dtype)| k.allows(name, *dtype).unwrap_or(true))
+    })
 }
 
 /// One kernel registration. The CPU table keeps typed registrations apart (a combination of
@@ -193,7 +178,7 @@ mod tests {
 
     #[test]
     fn open_ended_registrations_match_only_their_start() {
-        let add = Ep::Cpu.registrations("", "Add");
+        let add = registrations(Ep::Cpu, "", "Add");
         assert!(!add.is_empty());
         let open = add.iter().find(|k| k.end == OPEN).unwrap();
         assert!(open.matches_version(open.start));
@@ -202,25 +187,9 @@ mod tests {
 
     #[test]
     fn cpu_lacks_float16_add_but_has_float16_cast_and_cuda_has_float16_matmul() {
-        assert!(
-            Ep::Cpu
-                .find("", "Add", 14, &[("T", DataType::Float)])
-                .is_some()
-        );
-        assert!(
-            Ep::Cpu
-                .find("", "Add", 14, &[("T", DataType::Float16)])
-                .is_none()
-        );
-        assert!(
-            Ep::Cpu
-                .find("", "Cast", 21, &[("T2", DataType::Float16)])
-                .is_some()
-        );
-        assert!(
-            Ep::Cuda
-                .find("", "MatMul", 13, &[("T", DataType::Float16)])
-                .is_some()
-        );
+        assert!(find(Ep::Cpu, "", "Add", 14, &[("T", DataType::Float)]).is_some());
+        assert!(find(Ep::Cpu, "", "Add", 14, &[("T", DataType::Float16)]).is_none());
+        assert!(find(Ep::Cpu, "", "Cast", 21, &[("T2", DataType::Float16)]).is_some());
+        assert!(find(Ep::Cuda, "", "MatMul", 13, &[("T", DataType::Float16)]).is_some());
     }
 }
