@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use onnx_rewrite_fp16::schema::{Arity, Schema};
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId};
+use onnx_rewrite_ort_kernels::schema::{Arity, Schema};
 
 /// A node whose inputs do not fit its operator's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,8 @@
 //! assert!(equal.clone().any(|r| r.covers(13)));
 //! ```
 
+pub mod schema;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 

@@ -31,7 +31,6 @@ mod origin;
 mod plan;
 mod ports;
 mod rewrite;
-pub mod schema;
 mod scope;
 mod types;
 
@@ -45,6 +44,8 @@ use onnx_rewrite_ir::Model;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 pub use convert::Target;
+/// The operator schemas the pass types nodes by (shared with the façade's signature check).
+pub use onnx_rewrite_ort_kernels::schema;
 pub use options::{DEFAULT_BLOCK_OPS, Options};
 pub use plan::Precision;
 

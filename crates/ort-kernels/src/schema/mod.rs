@@ -2,7 +2,7 @@
 //! and which formal inputs and outputs share a parameter (and so must hold one type).
 //!
 //! The table ([`table`]) is generated from onnxruntime 1.32.0's schema registry by
-//! `tools/fp16/gen_tables.py`: every `since_version` of every operator of `ai.onnx` (opsets up to
+//! `tools/ort/gen_kernel_tables.py --schema-table`: every `since_version` of every operator of `ai.onnx` (opsets up to
 //! 28), `ai.onnx.ml` and `com.microsoft`. A node's schema is the entry with the largest
 //! `since_version` not above the opset its model imports for the node's domain.
 
@@ -21,7 +21,7 @@ pub struct Types {
 }
 
 impl Types {
-    pub(crate) const fn new(tensor: u64, seq: u64, other: bool) -> Self {
+    pub const fn new(tensor: u64, seq: u64, other: bool) -> Self {
         Self { tensor, seq, other }
     }
 
