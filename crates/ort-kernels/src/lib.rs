@@ -81,6 +81,15 @@ impl Registration {
             Some(until) => (self.since..=until).contains(&since_version),
         }
     }
+
+    /// `[a, b]` or `a+`, as `docs/OperatorKernels.md` writes it.
+    pub fn range(&self) -> String {
+        match self.until {
+            None => format!("{}+", self.since),
+            Some(u) if u == self.since => format!("{u}"),
+            Some(u) => format!("[{}, {u}]", self.since),
+        }
+    }
 }
 
 type RawRegistration = (

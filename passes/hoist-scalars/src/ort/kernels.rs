@@ -2,52 +2,14 @@
 //! (`KernelRegistry::TryFindKernel`): the version must match exactly as `VerifyVersion` does,
 //! and every type constraint must accept the type of the node argument it binds to.
 
-use std::collections::BTreeMap;
-
 use super::schemas::{Formal, Schema};
 
 /// The execution providers of the shared table (`onnx-rewrite-ort-kernels`).
 pub use onnx_rewrite_ort_kernels::Ep;
 
-/// One kernel registration: a version range and the types each constraint accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registration {
-    pub since: i64,
-    /// `None`: registered open-ended (`N+`), which matches only `since_version == N`.
-    pub until: Option<i64>,
-    /// Constraint name (a type parameter such as `T`, or a formal parameter name) → types.
-    pub types: BTreeMap<String, Vec<String>>,
-}
-
-impl Registration {
-    /// ORT's `VerifyVersion`: an open-ended registration matches only its own start version;
-    /// a bounded one matches any `since_version` inside it.
-    pub fn covers(&self, since_version: i64) -> bool {
-        match self.until {
-            None => self.since == since_version,
-            Some(until) => {
-                self.since == since_version || (self.since..=until).contains(&since_version)
-            }
-        }
-    }
-
-    /// `[a, b]` or `a+`, as `docs/OperatorKernels.md` writes it.
-    pub fn range(&self) -> String {
-        match self.until {
-            None => format!("{}+", self.since),
-            Some(u) if u == self.since => format!("{u}"),
-            Some(u) => format!("[{}, {u}]", self.since),
-        }
-    }
-}
-
-pub(super) type RawRegistration = (
-    String,
-    String,
-    i64,
-    Option<i64>,
-    BTreeMap<String, Vec<String>>,
-);
+/// One kernel registration of the shared table: a version range and the types each constraint
+/// accepts.
+pub use onnx_rewrite_ort_kernels::Registration;
 
 /// Why an EP has, or has no, kernel for a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,37 +64,27 @@ impl KernelMatch {
     }
 }
 
-/// The registrations of one execution provider.
-#[derive(Debug, Default)]
+/// The registrations of one execution provider: a view of the shared table.
+#[derive(Debug, Clone, Copy)]
 pub struct KernelTable {
-    by_op: BTreeMap<(String, String), Vec<Registration>>,
+    ep: Ep,
 }
 
 impl KernelTable {
-    pub(super) fn new(rows: impl IntoIterator<Item = RawRegistration>) -> Self {
-        let mut by_op: BTreeMap<(String, String), Vec<Registration>> = BTreeMap::new();
-        for (domain, op, since, until, types) in rows {
-            by_op.entry((domain, op)).or_default().push(Registration {
-                since,
-                until,
-                types,
-            });
-        }
-        Self { by_op }
+    pub(super) fn of(ep: Ep) -> Self {
+        Self { ep }
     }
 
     /// Every registration, as (domain, op, registration), sorted by domain and op.
     pub fn all(&self) -> impl Iterator<Item = (&str, &str, &Registration)> {
-        self.by_op
+        onnx_rewrite_ort_kernels::kernels(self.ep)
             .iter()
-            .flat_map(|((d, o), rs)| rs.iter().map(move |r| (d.as_str(), o.as_str(), r)))
+            .map(|r| (r.domain.as_str(), r.op.as_str(), r))
     }
 
     /// Every registration of `domain::op`.
-    pub fn registrations(&self, domain: &str, op: &str) -> &[Registration] {
-        self.by_op
-            .get(&(super::domain_key(domain).to_owned(), op.to_owned()))
-            .map_or(&[], Vec::as_slice)
+    pub fn registrations(&self, domain: &str, op: &str) -> &'static [Registration] {
+        onnx_rewrite_ort_kernels::registrations(self.ep, domain, op)
     }
 
     /// Matches a node of `domain::op` with schema `schema` whose arguments have the given types

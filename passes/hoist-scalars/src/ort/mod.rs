@@ -81,28 +81,19 @@ impl Ort {
     fn parse(json: &str) -> Result<Self, String> {
         let raw: RawTable = serde_json::from_str(json).map_err(|e| e.to_string())?;
         // The kernel registrations come from the shared crate, which parses the same JSON.
-        let take = |ep: onnx_rewrite_ort_kernels::Ep| {
-            let rows = onnx_rewrite_ort_kernels::kernels(ep);
-            if rows.is_empty() {
+        let take = |ep: Ep| {
+            if onnx_rewrite_ort_kernels::kernels(ep).is_empty() {
                 return Err(format!("no {} kernels in the table", ep.name()));
             }
-            Ok(KernelTable::new(rows.iter().map(|r| {
-                (
-                    r.domain.clone(),
-                    r.op.clone(),
-                    r.since,
-                    r.until,
-                    r.types.clone(),
-                )
-            })))
+            Ok(KernelTable::of(ep))
         };
         Ok(Self {
             version: raw.onnxruntime,
             sources: raw.sources,
             schemas: Schemas::new(raw.schemas),
             functions: raw.functions.into_iter().collect(),
-            cpu: take(onnx_rewrite_ort_kernels::Ep::Cpu)?,
-            cuda: take(onnx_rewrite_ort_kernels::Ep::Cuda)?,
+            cpu: take(Ep::Cpu)?,
+            cuda: take(Ep::Cuda)?,
         })
     }
 
