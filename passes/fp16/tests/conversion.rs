@@ -344,3 +344,19 @@ fn attention_scores_output_stays_float32_only_where_it_shows_masked_scores() {
         assert_eq!(low == Some(1), !kept, "mode {mode}: {}", text(&after));
     }
 }
+
+#[test]
+fn symbolic_dims_survive_conversion_and_run() {
+    // `N` is bound to 1, 3 and 5 by the execution check; the declared shapes stay symbolic.
+    let (before, after, _) = convert(
+        17,
+        r#"g (float[N,3] x) => (float[N,3] y) <float[3] b = {0.5, -1, 2}> {
+   [a] t = Add (x, b)
+   [m] u = Mul (x, t)
+   [r] y = Relu (u)
+}"#,
+    );
+    let t = text(&after);
+    assert!(t.contains("float[N,3] x") && t.contains("float[N,3] y"), "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
