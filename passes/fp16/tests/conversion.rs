@@ -357,6 +357,9 @@ fn symbolic_dims_survive_conversion_and_run() {
 }"#,
     );
     let t = text(&after);
-    assert!(t.contains("float[N,3] x") && t.contains("float[N,3] y"), "{t}");
+    assert!(
+        t.contains("float[N,3] x") && t.contains("float[N,3] y"),
+        "{t}"
+    );
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
 }
