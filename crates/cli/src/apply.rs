@@ -17,7 +17,7 @@ use crate::progress::Progress;
 
 pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), Failure> {
     let pipeline = Pipeline::parse(&args.passes).map_err(|e| failure(e.into()))?;
-    if !args.in_place && same_file(&args.input, &args.output) {
+    if !args.in_place && session::same_file(&args.input, &args.output) {
         return Err(Failure::Input(format!(
             "{}: the output would replace the input; pass --in-place if that is what you want",
             args.output.display()
@@ -211,19 +211,4 @@ pub fn load(path: &Path, allow_unknown_fields: bool) -> Result<ir::Model, Failur
         eprintln!("onnx-rewrite: warning: {}: dropped {field}", path.display());
     }
     Ok(model)
-}
-
-/// Whether two paths name the same file (the output need not exist yet).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let resolve = |p: &Path| -> Option<PathBuf> {
-        if let Ok(full) = p.canonicalize() {
-            return Some(full);
-        }
-        let parent = match p.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.canonicalize().ok()?,
-            _ => std::env::current_dir().ok()?,
-        };
-        Some(parent.join(p.file_name()?))
-    };
-    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }

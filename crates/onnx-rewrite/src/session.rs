@@ -2,6 +2,8 @@
 //! `--strict`, verify. The error messages are written here once, so `onnx-rewrite apply` and
 //! `onnx_rewrite.apply` say the same thing about the same model.
 
+use std::path::{Path, PathBuf};
+
 use onnx_rewrite_egraph::pass::{PassContext, PassError, PassOption};
 use onnx_rewrite_ir::Model;
 
@@ -195,4 +197,20 @@ pub fn apply(
         info_before,
         info_after: request.regions.then(|| ModelInfo::of(model)),
     })
+}
+
+/// Whether two paths name the same file (the output need not exist yet): how `apply` tells an
+/// output that would overwrite its input, for the command line and Python alike.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        if let Ok(full) = p.canonicalize() {
+            return Some(full);
+        }
+        let parent = match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.canonicalize().ok()?,
+            _ => std::env::current_dir().ok()?,
+        };
+        Some(parent.join(p.file_name()?))
+    };
+    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }

@@ -248,7 +248,7 @@ fn apply_path(
             )));
         }
     };
-    if !in_place && same_file(&input, &output) {
+    if !in_place && session::same_file(&input, &output) {
         return Err(input_error(format!(
             "{}: the output would replace the input; pass in_place=True if that is what you want",
             output.display()
@@ -334,21 +334,6 @@ fn pass_options() -> Vec<(&'static str, Option<&'static str>, bool, &'static str
         .into_iter()
         .map(|o| (o.flag, o.value, o.repeated, o.help))
         .collect()
-}
-
-/// Whether two paths name the same file (the output need not exist yet).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let resolve = |p: &Path| -> Option<PathBuf> {
-        if let Ok(full) = p.canonicalize() {
-            return Some(full);
-        }
-        let parent = match p.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.canonicalize().ok()?,
-            _ => std::env::current_dir().ok()?,
-        };
-        Some(parent.join(p.file_name()?))
-    };
-    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }
 
 #[pymodule]
