@@ -2,6 +2,9 @@
 //! for a snapshot, and check by execution (tract-onnx, in process) that it computes what the
 //! original computed.
 
+use std::collections::BTreeMap;
+
+use half::f16;
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassReport};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_proto::tensor_proto::DataType;
@@ -55,6 +58,14 @@ pub fn apply(pass: &dyn Pass, source: &Model) -> (Model, PassReport) {
 
 /// Deterministic pseudo-random inputs for every graph input, symbolic dims bound to `dim`.
 pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
+    inputs_sized(model, &[dim], seed)
+}
+
+/// Deterministic pseudo-random inputs where the n-th distinct symbolic dim gets `sizes[n]`
+/// (cycling; a dim with neither value nor name gets `sizes[0]`), so that a batch/sequence
+/// mix-up shows. Floats lie in [-2, 2], integers in [-3, 3].
+pub fn inputs_sized(model: &Model, sizes: &[usize], seed: u64) -> Vec<Tensor> {
+    assert!(!sizes.is_empty(), "at least one size for symbolic dims");
     let proto = onnx_rewrite_ir::save::to_proto(model).expect("converts");
     let graph = proto.graph.expect("has a graph");
     let mut state = seed
@@ -66,6 +77,7 @@ pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
         state ^= state << 17;
         state
     };
+    let mut named: BTreeMap<String, usize> = BTreeMap::new();
     graph
         .input
         .iter()
@@ -81,12 +93,13 @@ pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
                 .map(|s| {
                     s.dim
                         .iter()
-                        .map(|d| {
-                            if let Some(Dim::DimValue(v)) = d.value {
-                                v as usize
-                            } else {
-                                dim
+                        .map(|d| match &d.value {
+                            Some(Dim::DimValue(v)) => *v as usize,
+                            Some(Dim::DimParam(p)) => {
+                                let n = named.len();
+                                *named.entry(p.clone()).or_insert(sizes[n % sizes.len()])
                             }
+                            None => sizes[0],
                         })
                         .collect()
                 })
@@ -98,6 +111,12 @@ pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
                     &(0..count)
                         .map(|_| (next() % 2001) as f32 / 500.0 - 2.0)
                         .collect::<Vec<f32>>(),
+                ),
+                DataType::Float16 => Tensor::from_shape(
+                    &shape,
+                    &(0..count)
+                        .map(|_| f16::from_f32((next() % 2001) as f32 / 500.0 - 2.0))
+                        .collect::<Vec<f16>>(),
                 ),
                 DataType::Double => Tensor::from_shape(
                     &shape,
@@ -159,14 +178,32 @@ pub fn execute(model: &[u8], inputs: &[Tensor]) -> Vec<Tensor> {
 /// Checks that `after` computes what `before` computes on random inputs (symbolic dims bound
 /// to 1, 3 and 5), within `rtol`/`atol` (the tolerance table of DESIGN.md).
 pub fn assert_same_outputs(before: &Model, after: &Model, rtol: f64, atol: f64) {
+    assert_same_outputs_on(
+        before,
+        after,
+        rtol,
+        atol,
+        &[(1, &[1]), (2, &[3]), (3, &[5])],
+    );
+}
+
+/// [`assert_same_outputs`] on the given draws: a seed and the sizes of the symbolic dims
+/// (see [`inputs_sized`]).
+pub fn assert_same_outputs_on(
+    before: &Model,
+    after: &Model,
+    rtol: f64,
+    atol: f64,
+    draws: &[(u64, &[usize])],
+) {
     let (b, a) = (bytes(before), bytes(after));
-    for (seed, dim) in [(1, 1), (2, 3), (3, 5)] {
-        let inputs = inputs(before, dim, seed);
+    for &(seed, sizes) in draws {
+        let inputs = inputs_sized(before, sizes, seed);
         let want = execute(&b, &inputs);
         let got = execute(&a, &inputs);
         assert_eq!(got.len(), want.len(), "output count");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g.shape(), w.shape(), "output {i} shape");
+            assert_eq!(g.shape(), w.shape(), "output {i} shape (sizes {sizes:?})");
             let (g, w) = (
                 g.cast_to::<f64>().expect("numeric"),
                 w.cast_to::<f64>().expect("numeric"),
@@ -178,7 +215,7 @@ pub fn assert_same_outputs(before: &Model, after: &Model, rtol: f64, atol: f64) 
             for (x, y) in g.iter().zip(w.iter()) {
                 assert!(
                     (x - y).abs() <= atol + rtol * y.abs() || (x.is_nan() && y.is_nan()),
-                    "output {i}: {x} vs {y} (dim {dim})"
+                    "output {i}: {x} vs {y} (sizes {sizes:?}, seed {seed})"
                 );
             }
         }
