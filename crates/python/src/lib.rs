@@ -161,6 +161,32 @@ fn report_json(outcome: &ApplyOutcome) -> String {
     outcome.json().to_string()
 }
 
+/// Loads the model with `load` and runs the pipeline on it (outside the GIL: the caller
+/// detaches).
+fn load_and_apply<E: std::fmt::Display>(
+    prepared: &Prepared,
+    name: &str,
+    source: verify::Source<'_>,
+    load: impl FnOnce(&LoadOptions) -> Result<Model, E>,
+    allow_unknown_fields: bool,
+) -> PyResult<(Model, ApplyOutcome)> {
+    let mut model = load(&LoadOptions {
+        allow_unknown_fields,
+    })
+    .map_err(input_error)?;
+    let outcome = session::apply(
+        &prepared.pipeline,
+        &mut model,
+        name,
+        &prepared.cx,
+        &prepared.request,
+        source,
+        |_, _| {},
+    )
+    .map_err(raise)?;
+    Ok((model, outcome))
+}
+
 /// Applies passes to a serialized model; returns the rewritten model's bytes and the JSON
 /// report. `model_folder` is where external data lives, if the model has any.
 #[pyfunction]
@@ -173,29 +199,17 @@ fn apply_bytes<'py>(
 ) -> PyResult<(Bound<'py, PyBytes>, String)> {
     let prepared = prepare(&settings)?;
     let name = "<memory>";
-    let (model, outcome) = py.detach(|| -> PyResult<(Model, ApplyOutcome)> {
-        // Borrowed, not copied: the model's tensors point into the Python bytes object, which
-        // the `Bytes` keeps alive.
-        let original = Bytes::from_owner(data);
-        let mut model = ir::load::load_bytes(
-            original.clone(),
-            model_folder.as_deref(),
-            &LoadOptions {
-                allow_unknown_fields: settings.allow_unknown_fields,
-            },
-        )
-        .map_err(input_error)?;
-        let outcome = session::apply(
-            &prepared.pipeline,
-            &mut model,
+    // Borrowed, not copied: the model's tensors point into the Python bytes object, which the
+    // `Bytes` keeps alive.
+    let original = Bytes::from_owner(data);
+    let (model, outcome) = py.detach(|| {
+        load_and_apply(
+            &prepared,
             name,
-            &prepared.cx,
-            &prepared.request,
             verify::Source::Bytes(&original),
-            |_, _| {},
+            |options| ir::load::load_bytes(original.clone(), model_folder.as_deref(), options),
+            settings.allow_unknown_fields,
         )
-        .map_err(raise)?;
-        Ok((model, outcome))
     })?;
     finish(&settings, name, &outcome)?;
     let out = encode(py, &model, model_folder.is_some())?;
@@ -255,25 +269,14 @@ fn apply_path(
         )));
     }
     let name = input.display().to_string();
-    let (model, outcome) = py.detach(|| -> PyResult<(Model, ApplyOutcome)> {
-        let mut model = ir::load::load_file(
-            &input,
-            &LoadOptions {
-                allow_unknown_fields: settings.allow_unknown_fields,
-            },
-        )
-        .map_err(input_error)?;
-        let outcome = session::apply(
-            &prepared.pipeline,
-            &mut model,
+    let (model, outcome) = py.detach(|| {
+        load_and_apply(
+            &prepared,
             &name,
-            &prepared.cx,
-            &prepared.request,
             verify::Source::Path(&input),
-            |_, _| {},
+            |options| ir::load::load_file(&input, options),
+            settings.allow_unknown_fields,
         )
-        .map_err(raise)?;
-        Ok((model, outcome))
     })?;
     finish(&settings, &name, &outcome)?;
     py.detach(|| {
