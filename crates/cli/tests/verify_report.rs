@@ -52,6 +52,39 @@ fn verify_passes_on_a_real_export_and_reports_each_output() {
     assert!(output.is_file());
 }
 
+/// tract-onnx refuses a float16 Gemm; the copy it runs has them as MatMul + Add, and the
+/// report says so (before, this was exit 1 with tract's "expected F16 got F32").
+#[test]
+fn verify_runs_fp16_gemm_models_through_their_matmul_form() {
+    for name in ["mlp_gemm_dynamo", "mlp_gemm_legacy"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = out_path(&dir, "out.onnx");
+        let out = run(&[
+            "apply",
+            &export(name),
+            "-o",
+            output.to_str().expect("utf-8"),
+            "--passes",
+            "fp16",
+            "--verify",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        assert!(
+            err.contains("note: tract-onnx cannot run a float16/bfloat16 Gemm"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(" ok"), "{name}: {err}");
+        assert!(!err.contains("OVER"), "{name}: {err}");
+        // The file written keeps its Gemms: only the copy tract ran was lowered.
+        let written = std::fs::read(&output).expect("output written");
+        assert!(
+            written.windows(4).any(|w| w == b"Gemm"),
+            "{name}: the output keeps its Gemm nodes"
+        );
+    }
+}
+
 #[test]
 fn verify_usage_errors_exit_1_and_write_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");

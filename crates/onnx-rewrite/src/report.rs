@@ -280,6 +280,9 @@ pub fn render_html(data: &ReportData<'_>) -> String {
             );
         }
         h.push_str("</tbody></table>\n");
+        for note in &v.notes {
+            let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", esc(note));
+        }
     }
 
     // Op histogram before and after.

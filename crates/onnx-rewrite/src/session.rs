@@ -177,16 +177,17 @@ pub fn apply(
     let verify = match (&request.verify, specs) {
         (Some(options), Some(specs)) => {
             // tract reads a serialized model; this copy of the weights exists only under --verify.
-            let rewritten = onnx_rewrite_ir::save::to_bytes(model)
-                .map_err(|e| VerifyError::Serialize(e.to_string()))?;
+            let (rewritten, note) = verify::runnable_bytes(model)?;
             let mut options = options.clone();
             options.tolerance = tolerance(pipeline, cx);
-            Some(verify::verify(
+            let mut report = verify::verify(
                 &specs,
                 original,
                 verify::Source::Bytes(&rewritten),
                 &options,
-            )?)
+            )?;
+            report.notes.extend(note);
+            Some(report)
         }
         _ => None,
     };

@@ -166,6 +166,17 @@ def test_verify_on_real_exports(models, name):
     assert all(o["worst_ratio"] < 1 for o in verify["outputs"])
 
 
+def test_verify_fp16_gemm_runs_through_matmul_form(models):
+    # tract-onnx refuses float16 Gemm; the copy it runs has them as MatMul + Add, and says so.
+    out, report = onnx_rewrite.apply(
+        onnx.load(str(models / "mlp_gemm_legacy" / "model.onnx")), passes="fp16", verify=True, return_report=True
+    )
+    verify = report["verify"]
+    assert verify["passed"], verify
+    assert any("float16/bfloat16 Gemm" in note for note in verify["notes"]), verify
+    assert any(n.op_type == "Gemm" for n in out.graph.node), "the model returned keeps its Gemm nodes"
+
+
 def test_verify_shapes(models):
     _, report = onnx_rewrite.apply(
         onnx.load(str(models / "llama_dynamo" / "model.onnx")),

@@ -10,6 +10,7 @@
 
 #[cfg(feature = "verify")]
 mod tract;
+mod tract_compat;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -222,6 +223,9 @@ pub struct VerifyReport {
     pub inputs: Vec<(String, Vec<usize>)>,
     pub outputs: Vec<OutputCheck>,
     pub passed: bool,
+    /// What was run in place of a model tract cannot run as it is, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -238,6 +242,9 @@ impl VerifyReport {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        for note in &self.notes {
+            let _ = writeln!(s, "    note: {note}");
+        }
         for o in &self.outputs {
             let _ = writeln!(
                 s,
@@ -254,6 +261,12 @@ impl VerifyReport {
         }
         s
     }
+}
+
+/// The rewritten model serialized as tract can run it, with a note for the report when that
+/// is not the model itself (see `tract_compat`).
+pub fn runnable_bytes(model: &Model) -> Result<(Vec<u8>, Option<String>), VerifyError> {
+    tract_compat::runnable_bytes(model)
 }
 
 /// Runs both models on the same random inputs and compares every output.

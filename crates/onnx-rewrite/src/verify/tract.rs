@@ -51,6 +51,7 @@ pub(super) fn verify(
             .collect(),
         passed: outputs.iter().all(|o| o.within_tolerance),
         outputs,
+        notes: Vec::new(),
     })
 }
 
