@@ -161,6 +161,11 @@ fn bad_models_exit_1_name_the_problem_and_write_nothing() {
             "2 inputs given, but Relu version 14 takes at most 1",
         ),
         (
+            "scan_without_body",
+            model(vec![node("Scan", &["x"], &["y"])], &["x"], &["y"]).encode_to_vec(),
+            "Scan has no 'body' graph attribute",
+        ),
+        (
             "cycle",
             model(
                 vec![

@@ -1,5 +1,6 @@
 //! Node signatures, checked before any pass runs: a node that leaves out an input its operator
-//! requires, or passes more inputs than the operator takes, is bad input. The protobuf decodes
+//! requires, passes more inputs than the operator takes, or a control-flow node without its
+//! body graph, is bad input. The protobuf decodes
 //! and the graph is well-formed, so only the operator's schema can tell; without this check
 //! such a model would be copied (or rewritten) into an output no runtime loads.
 
@@ -29,6 +30,21 @@ pub enum SignatureError {
         given: usize,
         formals: usize,
     },
+    #[error("{node}: {op} has no '{attribute}' graph attribute (its body)")]
+    MissingBody {
+        node: String,
+        op: String,
+        attribute: &'static str,
+    },
+}
+
+/// The graph attributes each control-flow operator of the default domain requires.
+fn body_attributes(op: &str) -> &'static [&'static str] {
+    match op {
+        "If" => &["then_branch", "else_branch"],
+        "Loop" | "Scan" | "SequenceMap" => &["body"],
+        _ => &[],
+    }
 }
 
 /// Checks every node of the main graph and its subgraphs whose operator has a schema at the
@@ -49,6 +65,17 @@ pub fn check(model: &Model) -> Result<(), SignatureError> {
 
 fn check_node(model: &Model, node: NodeId) -> Result<(), SignatureError> {
     let n = model.node(node);
+    if n.domain().is_empty() {
+        for &attribute in body_attributes(n.op_type()) {
+            if n.attribute(attribute).and_then(|a| a.graph).is_none() {
+                return Err(SignatureError::MissingBody {
+                    node: model.describe_node(node),
+                    op: n.op_type().to_owned(),
+                    attribute,
+                });
+            }
+        }
+    }
     let Some(opset) = model.opset(n.domain()) else {
         return Ok(());
     };

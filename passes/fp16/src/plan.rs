@@ -523,7 +523,14 @@ impl Plan {
                 }
             }
             "Loop" | "Scan" => {
-                let Some(&body) = bodies.first() else { return };
+                let Some(&body) = bodies.first() else {
+                    // No body (a malformed node): its outputs stay float32.
+                    if let Some(np) = self.nodes.get_mut(&node) {
+                        np.precision = Some(Precision::High);
+                    }
+                    self.flows.insert(node, flow);
+                    return;
+                };
                 let loop_ = n.op_type() == "Loop";
                 let offset = if loop_ {
                     2
@@ -668,8 +675,12 @@ impl Plan {
         };
         np.precision = Some(precision);
         if np.kind == Kind::Flow {
-            let flow = &self.flows[&node];
-            for (out, p) in n.outputs().iter().zip(&flow.outputs) {
+            let outputs = self.flows.get(&node).map_or(&[][..], |f| &f.outputs[..]);
+            for (out, p) in n
+                .outputs()
+                .iter()
+                .zip(outputs.iter().chain(std::iter::repeat(&None)))
+            {
                 if let (Some(v), Some(p)) = (out, p) {
                     self.values.insert(*v, *p);
                 } else if let Some(v) = out
