@@ -160,6 +160,9 @@ fn find(model: &Model) -> Result<Vec<Found>, MoeError> {
         let (l, r) = detect::contrib::detect(&mut scope);
         layers.extend(l);
         rejected.extend(r);
+        for layer in &mut layers {
+            layer.shared = detect::shared::find(&mut scope, layer);
+        }
         if !layers.is_empty() || !rejected.is_empty() || per_expert_ifs > 0 {
             all.push(Found {
                 graph,
@@ -448,6 +451,10 @@ impl Pass for MoeDensePass {
                             "top_k": layer.top_k,
                             "hidden": layer.hidden,
                             "intermediate": programs_intermediate(layer, model),
+                            "shared_expert": layer.shared.as_ref().map(|s| json!({
+                                "intermediate": s.intermediate,
+                                "gated": s.gated,
+                            })),
                             "rebuilt_experts": rebuilt[fi][li],
                             "stacked": stack,
                             "flops_per_token_sparse": sparse_flops,

@@ -126,6 +126,27 @@ fn shared_expert_stays_beside_the_dense_experts() {
 }
 
 #[test]
+fn shared_expert_is_found_and_described() {
+    let (_, report) = apply_with(&parse(&batched_layer(SMALL, Mlp::SwiGlu, true)), &[]);
+    let layer = &report.details["layers"][0];
+    assert_eq!(
+        layer["shared_expert"],
+        serde_json::json!({"intermediate": SMALL.inter, "gated": true}),
+        "{layer}"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains(&format!(
+            "a shared expert (intermediate {}, sigmoid-gated)",
+            SMALL.inter
+        ))),
+        "{:?}",
+        report.notes
+    );
+    let (_, report) = apply_with(&parse(&batched_layer(SMALL, Mlp::SwiGlu, false)), &[]);
+    assert!(report.details["layers"][0]["shared_expert"].is_null());
+}
+
+#[test]
 fn contrib_moe_with_fc3_runs_on_standard_ops() {
     let before = parse_ms(&contrib_layer(SMALL));
     let (after, t) = dense(&before, &[]);

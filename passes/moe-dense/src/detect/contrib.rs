@@ -313,5 +313,6 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
         weights_dtype,
         programs,
         notes,
+        shared: None,
     })
 }

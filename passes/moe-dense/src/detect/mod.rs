@@ -26,6 +26,7 @@ pub(crate) mod contrib;
 pub(crate) mod pairs;
 pub(crate) mod routing;
 pub(crate) mod scatter;
+pub(crate) mod shared;
 
 use onnx_rewrite_egraph::facts::DataType;
 use onnx_rewrite_ir::{Model, NodeId, ValueId};
@@ -102,6 +103,8 @@ pub(crate) struct Layer {
     /// Per expert, its program; `None` where the graph does not compute that expert.
     pub programs: Vec<Option<Program>>,
     pub notes: Vec<String>,
+    /// A shared expert added to the output (left as it is by the rewrite).
+    pub shared: Option<shared::SharedExpert>,
 }
 
 impl Layer {
@@ -134,8 +137,16 @@ impl Layer {
         } else {
             format!("; BAKED: computes experts {present:?} only, missing {missing:?}")
         };
+        let shared = match &self.shared {
+            Some(s) => format!(
+                "; a shared expert (intermediate {}{})",
+                s.intermediate.map_or("?".into(), |i| i.to_string()),
+                if s.gated { ", sigmoid-gated" } else { "" }
+            ),
+            None => String::new(),
+        };
         format!(
-            "{}: {} experts, top-{}, hidden {}, intermediate {}, {}{baked}",
+            "{}: {} experts, top-{}, hidden {}, intermediate {}, {}{shared}{baked}",
             self.name(model),
             self.experts,
             self.top_k,

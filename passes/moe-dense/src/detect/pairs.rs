@@ -177,5 +177,6 @@ fn read(
         weights_dtype,
         programs,
         notes: Vec::new(),
+        shared: None,
     }))
 }

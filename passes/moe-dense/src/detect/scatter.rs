@@ -299,6 +299,7 @@ fn read_chain(
         weights_dtype,
         programs,
         notes: Vec::new(),
+        shared: None,
     })
 }
 
