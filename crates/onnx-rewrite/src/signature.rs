@@ -1,8 +1,8 @@
 //! Node signatures, checked before any pass runs: a node that leaves out an input its operator
-//! requires, passes more inputs than the operator takes, or a control-flow node without its
-//! body graph, is bad input. The protobuf decodes
-//! and the graph is well-formed, so only the operator's schema can tell; without this check
-//! such a model would be copied (or rewritten) into an output no runtime loads.
+//! requires or passes more inputs than the operator takes, and a control-flow node without its
+//! body graph, are bad input. The protobuf decodes and the graph is well-formed, so only the
+//! operator's schema can tell; without this check such a model would be copied (or rewritten)
+//! into an output no runtime loads.
 
 use std::collections::HashSet;
 
