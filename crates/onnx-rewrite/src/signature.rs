@@ -48,16 +48,35 @@ fn body_attributes(op: &str) -> &'static [&'static str] {
 }
 
 /// Checks every node of the main graph and its subgraphs whose operator has a schema at the
-/// model's opset. Function bodies are left out: they import their own opsets and are checked
-/// where they are inlined.
+/// model's opset, and that every control-flow node, function bodies included, has its body.
+/// Function bodies are otherwise left out: they import their own opsets and are checked where
+/// they are inlined.
 pub fn check(model: &Model) -> Result<(), SignatureError> {
     let in_functions = graphs_in_functions(model);
     for graph in model.graph_ids() {
-        if in_functions.contains(&graph) {
-            continue;
-        }
+        let in_function = in_functions.contains(&graph);
         for &node in model.graph(graph).nodes() {
-            check_node(model, node)?;
+            check_bodies(model, node)?;
+            if !in_function {
+                check_node(model, node)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_bodies(model: &Model, node: NodeId) -> Result<(), SignatureError> {
+    let n = model.node(node);
+    if !n.domain().is_empty() {
+        return Ok(());
+    }
+    for &attribute in body_attributes(n.op_type()) {
+        if n.attribute(attribute).and_then(|a| a.graph).is_none() {
+            return Err(SignatureError::MissingBody {
+                node: model.describe_node(node),
+                op: n.op_type().to_owned(),
+                attribute,
+            });
         }
     }
     Ok(())
@@ -65,17 +84,6 @@ pub fn check(model: &Model) -> Result<(), SignatureError> {
 
 fn check_node(model: &Model, node: NodeId) -> Result<(), SignatureError> {
     let n = model.node(node);
-    if n.domain().is_empty() {
-        for &attribute in body_attributes(n.op_type()) {
-            if n.attribute(attribute).and_then(|a| a.graph).is_none() {
-                return Err(SignatureError::MissingBody {
-                    node: model.describe_node(node),
-                    op: n.op_type().to_owned(),
-                    attribute,
-                });
-            }
-        }
-    }
     let Some(opset) = model.opset(n.domain()) else {
         return Ok(());
     };
@@ -125,4 +133,48 @@ fn graphs_in_functions(model: &Model) -> HashSet<GraphId> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(text: &str) -> Model {
+        let proto = onnx_rewrite_text::parse_model(text).expect("parses");
+        onnx_rewrite_ir::load::from_proto(proto, None).expect("loads")
+    }
+
+    #[test]
+    fn a_control_flow_node_without_its_body_is_refused_in_functions_too() {
+        let main = model(
+            r#"<ir_version: 10, opset_import: ["" : 17]>
+g (bool c) => (float y) {
+   [bad] y = If (c)
+}"#,
+        );
+        let error = check(&main).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("If has no 'then_branch' graph attribute"),
+            "{error}"
+        );
+        let in_function = model(
+            r#"<ir_version: 10, opset_import: ["" : 17, "local" : 1]>
+g (bool c) => (float y) {
+   [call] y = local.F (c)
+}
+<domain: "local", opset_import: ["" : 17]>
+F (a) => (b) {
+   [bad] b = Loop (a)
+}"#,
+        );
+        let error = check(&in_function).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("Loop has no 'body' graph attribute"),
+            "{error}"
+        );
+    }
 }
