@@ -139,27 +139,26 @@ fn graphs_in_functions(model: &Model) -> HashSet<GraphId> {
 mod tests {
     use super::*;
 
-    fn model(text: &str) -> Model {
+    /// The refusal `check` gives the model in `text`.
+    fn refusal(text: &str) -> String {
         let proto = onnx_rewrite_text::parse_model(text).expect("parses");
-        onnx_rewrite_ir::load::from_proto(proto, None).expect("loads")
+        let model = onnx_rewrite_ir::load::from_proto(proto, None).expect("loads");
+        check(&model).expect_err("refused").to_string()
     }
 
     #[test]
     fn a_control_flow_node_without_its_body_is_refused_in_functions_too() {
-        let main = model(
+        let in_main = refusal(
             r#"<ir_version: 10, opset_import: ["" : 17]>
 g (bool c) => (float y) {
    [bad] y = If (c)
 }"#,
         );
-        let error = check(&main).expect_err("refused");
         assert!(
-            error
-                .to_string()
-                .contains("If has no 'then_branch' graph attribute"),
-            "{error}"
+            in_main.contains("If has no 'then_branch' graph attribute"),
+            "{in_main}"
         );
-        let in_function = model(
+        let in_function = refusal(
             r#"<ir_version: 10, opset_import: ["" : 17, "local" : 1]>
 g (bool c) => (float y) {
    [call] y = local.F (c)
@@ -169,12 +168,9 @@ F (a) => (b) {
    [bad] b = Loop (a)
 }"#,
         );
-        let error = check(&in_function).expect_err("refused");
         assert!(
-            error
-                .to_string()
-                .contains("Loop has no 'body' graph attribute"),
-            "{error}"
+            in_function.contains("Loop has no 'body' graph attribute"),
+            "{in_function}"
         );
     }
 }
