@@ -23,8 +23,10 @@
 //! conversion); one read at both precisions is kept and copied, never changed under a float32
 //! reader. Applying the pass to its own output changes nothing.
 
+mod angle;
 mod constants;
 pub mod convert;
+mod exactness;
 pub mod kernels;
 mod options;
 mod origin;

@@ -26,8 +26,10 @@ use smallvec::SmallVec;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, Use, ValueDef, ValueId};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
+use crate::angle::{self, Angles};
 use crate::constants;
 use crate::convert::Target;
+use crate::exactness::Exactness;
 use crate::kernels::{self, Ep};
 use crate::options::Options;
 use crate::origin::{Origin, Origins, scan_inputs};
@@ -142,6 +144,9 @@ pub(crate) struct Plan {
     pub frozen: HashSet<GraphId>,
     pub types: Types,
     pub origins: Origins,
+    exactness: Exactness,
+    /// Trig nodes whose operand is provably a small angle (a window function's), not rotary.
+    small_angles: HashSet<NodeId>,
     pub scope: Scope,
     /// Float32 constants (initializers and `Constant` outputs) also needed in low precision
     /// beside their float32 readers.
@@ -149,7 +154,7 @@ pub(crate) struct Plan {
 }
 
 /// Trigonometric ops: of a constant or a position, they build rotary tables.
-const TRIG: &[&str] = &["Cos", "Sin", "Tan"];
+pub(crate) const TRIG: &[&str] = &["Cos", "Sin", "Tan"];
 
 /// Ops whose results are inputs' values moved, selected or compared: exact in either
 /// precision, so they follow their inputs.
@@ -217,6 +222,15 @@ impl Plan {
         let scope = Scope::of(model)?;
         let types = Types::infer(model, &scope);
         let origins = Origins::infer(model, &scope, &types);
+        let small_angles = small_angles(model, &scope, &types, options.target);
+        let exactness = Exactness::infer(
+            model,
+            &scope,
+            &types,
+            &origins,
+            &small_angles,
+            options.target,
+        );
         let mut plan = Plan {
             target: options.target,
             keep_io_types: options.keep_io_types,
@@ -227,6 +241,8 @@ impl Plan {
             frozen: HashSet::default(),
             types,
             origins,
+            exactness,
+            small_angles,
             scope,
             dual: HashSet::default(),
         };
@@ -340,13 +356,22 @@ impl Plan {
             reason,
             precision: None,
         };
+        // A Cast to float16 or bfloat16 written in the model rounds its operand anyway.
+        let casts_to_low = n.domain().is_empty()
+            && matches!(n.op_type(), "Cast" | "CastLike")
+            && n.outputs().first().copied().flatten().is_some_and(|v| {
+                matches!(
+                    self.types.of(v),
+                    Ty::Tensor(DataType::Float16 | DataType::Bfloat16)
+                )
+            });
         if !ports.converts() {
             let pinned = ports.outputs.contains(&Role::Pin);
             let mut np = fixed(Precision::High, pinned.then_some(Reason::NoLowType), &ports);
             np.kind = Kind::Opaque;
             // A Cast of a constant or a position to an integer must see the exact float32
             // (4097.0 in float16 is 4096).
-            if n.domain().is_empty() && n.op_type() == "Cast" {
+            if n.domain().is_empty() && n.op_type() == "Cast" && !casts_to_low {
                 self.pin_exact(n, &mut np.inputs);
             }
             return np;
@@ -364,17 +389,19 @@ impl Plan {
         };
         let ins = converted(&ports.inputs, n.inputs());
         let outs = converted(&ports.outputs, n.outputs());
-        if outs.iter().any(|v| self.origins.of(*v) == Origin::Position) {
+        if outs.iter().any(|v| self.exactness.needs(*v)) {
             return fixed(Precision::High, Some(Reason::Positional), &ports);
         }
         if n.domain().is_empty()
             && TRIG.contains(&n.op_type())
             && ins.iter().all(|v| self.origins.of(*v) != Origin::Data)
+            && !self.small_angles.contains(&node)
         {
             return fixed(Precision::High, Some(Reason::Rotary), &ports);
         }
         // Scatter with a reduction accumulates into its data: sums of float16 lose what
-        // float32 keeps (and onnxruntime's CPU EP has no float16 kernel for it).
+        // float32 keeps, and onnxruntime's CPU EP runs no reduction of ScatterND in float16
+        // (nor any of ScatterElements in bfloat16).
         if n.domain().is_empty()
             && matches!(n.op_type(), "ScatterND" | "ScatterElements")
             && n.attribute("reduction")
@@ -440,7 +467,7 @@ impl Plan {
         };
         // Comparisons and index computations of constants and positions (Equal, ArgMax of a
         // constant-derived tensor) must see exact float32 values too.
-        if kind == Kind::Follow && !ports.outputs.contains(&Role::Convert) {
+        if kind == Kind::Follow && !ports.outputs.contains(&Role::Convert) && !casts_to_low {
             let mut inputs = ports.inputs.clone();
             if self.pin_exact(n, &mut inputs) {
                 return NodePlan {
@@ -485,13 +512,21 @@ impl Plan {
         exact
     }
 
-    /// If/Loop/Scan: a precision per float32 output (Position-derived ones stay float32), the
-    /// same for the body values tied to it.
+    /// If/Loop/Scan: a precision per float32 output (positions that must stay exact stay
+    /// float32), the same for the body values tied to it.
     fn flow(&mut self, model: &Model, node: NodeId) {
         let n = model.node(node);
         let is_float = |v: Option<ValueId>| v.is_some_and(|v| self.types.of(v).is(DataType::Float));
+        // An If's result is the value of one branch: it needs exactness as its readers do. A
+        // loop-carried position may grow past float16's integers on any iteration.
+        let is_if = n.op_type() == "If";
         let choose = |v: ValueId| {
-            if self.origins.of(v) == Origin::Position {
+            let exact = if is_if {
+                self.exactness.needs(v)
+            } else {
+                self.origins.of(v) == Origin::Position
+            };
+            if exact {
                 Precision::High
             } else {
                 Precision::Low
@@ -954,6 +989,31 @@ pub(crate) struct Census {
     pub low_nodes: usize,
     pub kept: BTreeMap<&'static str, usize>,
     pub kept_nodes: Vec<(NodeId, Reason)>,
+}
+
+/// Trig nodes whose operand provably stays within a few turns: in float16 they lose no more
+/// than other data (see [`angle`]).
+fn small_angles(model: &Model, scope: &Scope, types: &Types, target: Target) -> HashSet<NodeId> {
+    if target != Target::Float16 {
+        return HashSet::default();
+    }
+    let mut angles = Angles::new(model, types);
+    scope
+        .order
+        .iter()
+        .copied()
+        .filter(|&node| {
+            let n = model.node(node);
+            n.domain().is_empty()
+                && TRIG.contains(&n.op_type())
+                && n.inputs()
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|v| angles.bound(v))
+                    .is_some_and(|b| b <= angle::MAX_FLOAT16_ANGLE)
+        })
+        .collect()
 }
 
 fn blocked(n: &onnx_rewrite_ir::Node, options: &Options) -> Option<Reason> {

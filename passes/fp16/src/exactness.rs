@@ -1,0 +1,183 @@
+//! Which integer-derived floats must stay exact: the float32 positions and sizes
+//! ([`Origin::Position`]) whose numbers reach something that needs every unit of them.
+//!
+//! A float computed from integers loses exactness in float16 above 2048 (bfloat16: 256). That
+//! matters only where the value is read back as a number in its own right:
+//! - converted to an integer or compared (`Cast` to int64, `Less`, `ArgMax`): 4097 reads as 4096;
+//! - reduced modulo 2π by `Cos`/`Sin`/`Tan` (the rotary angles; not a window function's
+//!   angle that [`crate::angle`] proves small);
+//! - subtracted from another position (catastrophic cancellation: 4097 − 4095 = 0);
+//! - read by a slot that keeps float32 by schema (`Range` before opset 27, Resize `scales`), by
+//!   a control-flow node or an op without a schema.
+//!
+//! A position that only meets data (a grid coordinate `−1 + n·2/W` scaled by `theta`, a mask
+//! added to scores) is stored in the target type by that data anyway: it converts like data.
+//! The walk goes backward (readers first) and through `If` bodies; it only grows, so it runs
+//! to a fixed point.
+
+use rustc_hash::FxHashSet as HashSet;
+
+use onnx_rewrite_ir::{GraphOwner, Model, NodeId, Use, ValueId};
+use onnx_rewrite_proto::tensor_proto::DataType;
+
+use crate::convert::Target;
+use crate::origin::{Origin, Origins};
+use crate::plan::TRIG;
+use crate::ports::{Role, ports};
+use crate::scope::Scope;
+use crate::types::{Ty, Types};
+
+/// Ops that read an operand's shape, never its numbers.
+const SHAPE_READERS: &[&str] = &[
+    "Shape",
+    "Size",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "EyeLike",
+];
+
+pub(crate) struct Exactness {
+    exact: HashSet<ValueId>,
+}
+
+impl Exactness {
+    /// Whether `value` is a position whose every unit counts.
+    pub fn needs(&self, value: ValueId) -> bool {
+        self.exact.contains(&value)
+    }
+
+    pub fn infer(
+        model: &Model,
+        scope: &Scope,
+        types: &Types,
+        origins: &Origins,
+        small_angles: &HashSet<NodeId>,
+        target: Target,
+    ) -> Self {
+        let walk = Walk {
+            model,
+            types,
+            origins,
+            small_angles,
+            target,
+        };
+        let mut exactness = Exactness {
+            exact: HashSet::default(),
+        };
+        // The global order puts a body right before its node, so one backward sweep sees
+        // almost everything; a Loop or an `If` read inside a later body may need another.
+        for _ in 0..16 {
+            let mut changed = false;
+            for &node in scope.order.iter().rev() {
+                for v in model.node(node).outputs().iter().flatten() {
+                    if walk.is_position(*v)
+                        && !exactness.exact.contains(v)
+                        && model
+                            .value(*v)
+                            .uses()
+                            .iter()
+                            .any(|u| walk.demands(&exactness, *u))
+                    {
+                        exactness.exact.insert(*v);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        exactness
+    }
+}
+
+struct Walk<'a> {
+    model: &'a Model,
+    types: &'a Types,
+    origins: &'a Origins,
+    small_angles: &'a HashSet<NodeId>,
+    target: Target,
+}
+
+impl Walk<'_> {
+    fn is_position(&self, value: ValueId) -> bool {
+        self.types.of(value).is(DataType::Float) && self.origins.of(value) == Origin::Position
+    }
+
+    /// Whether a use of a position needs it exact.
+    fn demands(&self, exactness: &Exactness, the_use: Use) -> bool {
+        let model = self.model;
+        let (reader, slot) = match the_use {
+            Use::Node { node, input } => (node, input as usize),
+            Use::GraphOutput { graph, index } => {
+                // A graph output is float32 by type, not exact: data leaves in the target
+                // type and is cast back too.
+                if graph == model.main() {
+                    return false;
+                }
+                return match model.graph(graph).owner() {
+                    GraphOwner::Node { node, .. }
+                        if model.node(node).domain().is_empty()
+                            && model.node(node).op_type() == "If" =>
+                    {
+                        model
+                            .node(node)
+                            .outputs()
+                            .get(index as usize)
+                            .copied()
+                            .flatten()
+                            .is_none_or(|out| exactness.needs(out))
+                    }
+                    _ => true,
+                };
+            }
+        };
+        let n = model.node(reader);
+        if n.subgraphs().next().is_some() {
+            return true;
+        }
+        let op = n.op_type();
+        let standard = n.domain().is_empty();
+        if standard && TRIG.contains(&op) && !self.small_angles.contains(&reader) {
+            return true;
+        }
+        if standard
+            && op == "Sub"
+            && n.inputs()
+                .iter()
+                .all(|v| v.is_some_and(|v| self.origins.of(v) == Origin::Position))
+        {
+            return true;
+        }
+        let Ok(roles) = ports(model, reader, self.types, self.target) else {
+            return true;
+        };
+        match roles.inputs.get(slot) {
+            Some(Role::Pin) | None => return true,
+            // Read for its shape only.
+            Some(Role::Any) if standard && SHAPE_READERS.contains(&op) => return false,
+            Some(Role::Convert | Role::Any | Role::Other) => {}
+        }
+        let mut floats = n
+            .outputs()
+            .iter()
+            .flatten()
+            .map(|v| (*v, self.types.of(*v)));
+        // An integer, boolean or double result (a Cast to int64, a comparison, an index)
+        // reads the exact number; a Cast to float16 or bfloat16 written in the model rounds
+        // it on purpose; a float32 result passes the question on.
+        let mut any_float = false;
+        let demanded = floats.any(|(out, ty)| match ty {
+            Ty::Tensor(DataType::Float) => {
+                any_float = true;
+                exactness.needs(out)
+            }
+            Ty::Tensor(DataType::Float16 | DataType::Bfloat16) => {
+                any_float = true;
+                false
+            }
+            _ => false,
+        });
+        demanded || !any_float
+    }
+}
