@@ -399,14 +399,20 @@ impl Plan {
         {
             return fixed(Precision::High, Some(Reason::Rotary), &ports);
         }
-        // Scatter with a reduction accumulates into its data: sums of float16 lose what
-        // float32 keeps, and onnxruntime's CPU EP runs no reduction of ScatterND in float16
-        // (nor any of ScatterElements in bfloat16).
+        // Scatter with `add` or `mul` accumulates into its data: sums of float16 lose what
+        // float32 keeps. `max` and `min` select, exact in either precision, but onnxruntime's
+        // CPU EP runs them only for ScatterElements in float16 (no reduction of ScatterND in
+        // float16, none of ScatterElements in bfloat16: "not implemented" at run time).
+        let selects_in_float16 = self.target == Target::Float16 && n.op_type() == "ScatterElements";
         if n.domain().is_empty()
             && matches!(n.op_type(), "ScatterND" | "ScatterElements")
             && n.attribute("reduction")
                 .and_then(|a| a.proto.s.as_ref())
-                .is_some_and(|s| s.as_ref() != b"none")
+                .is_some_and(|s| match s.as_ref() {
+                    b"none" => false,
+                    b"max" | b"min" => !selects_in_float16,
+                    _ => true,
+                })
         {
             return fixed(Precision::High, Some(Reason::Accumulation), &ports);
         }
@@ -422,11 +428,20 @@ impl Plan {
             return fixed(Precision::High, Some(Reason::RunningStatistics), &ports);
         }
         // Attention's `qk_matmul_output` in modes 1 and 2 (scores with the mask or bias added)
-        // shows masked scores as the type's lowest value (-3.4e38 in float32), which float16
-        // cannot hold. Mode 0 (the raw scores) and mode 3 (softmax probabilities) hold no mask.
+        // shows the scores the op masks itself (a boolean `attn_mask`, `is_causal`,
+        // `nonpad_kv_seqlen`) as the type's lowest value (-3.4e38 in float32), which float16
+        // cannot hold. A float `attn_mask` is a bias, added as it is. Mode 0 (the raw scores)
+        // and mode 3 (softmax probabilities) hold no mask.
+        let input = |i: usize| n.inputs().get(i).copied().flatten();
+        let masks_itself = input(3).is_some_and(|m| self.types.of(m).is(DataType::Bool))
+            || input(6).is_some()
+            || n.attribute("is_causal")
+                .and_then(|a| a.proto.i)
+                .is_some_and(|c| c != 0);
         if n.domain().is_empty()
             && n.op_type() == "Attention"
             && n.outputs().get(3).copied().flatten().is_some()
+            && masks_itself
             && n.attribute("qk_matmul_output_mode")
                 .and_then(|a| a.proto.i)
                 .is_some_and(|mode| mode == 1 || mode == 2)

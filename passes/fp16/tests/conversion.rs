@@ -322,26 +322,36 @@ fn constant_outside_float16_range_keeps_its_reader_float32() {
 
 #[test]
 fn attention_scores_output_stays_float32_only_where_it_shows_masked_scores() {
-    // Modes 1 and 2 add the mask to the scores (masked = float32's lowest value, which float16
-    // cannot hold); mode 0 is the raw QK product and mode 3 softmax probabilities. The
-    // corpus's `test_attention_*qk_matmul*` cases check the converted nodes by execution.
-    let graph = |mode: i64| {
+    // Modes 1 and 2 show the scores after masking: the ones the op masks itself (here
+    // `is_causal`) are float32's lowest value, which float16 cannot hold. Without a mask of
+    // its own (no mask, or a float bias) nothing is masked; mode 0 is the raw QK product and
+    // mode 3 softmax probabilities. The corpus's `test_attention_*qk_matmul*` cases check the
+    // converted nodes by execution.
+    let graph = |mode: i64, causal: i64| {
         format!(
             r#"g (float[1,2,3,4] q, float[1,2,3,4] k, float[1,2,3,4] v) => (float[1,2,3,4] y, float[1,2,3,3] s) {{
-   [attn] y, , , s = Attention <qk_matmul_output_mode: int = {mode}> (q, k, v)
+   [attn] y, , , s = Attention <qk_matmul_output_mode: int = {mode}, is_causal: int = {causal}> (q, k, v)
 }}"#
         )
     };
-    for (mode, kept) in [(0, false), (1, true), (2, true), (3, false)] {
-        let (_, after, report) = convert(23, &graph(mode));
-        let reasons = &report.details["kept_float32"];
-        assert_eq!(
-            reasons["constant out of range"].as_u64().unwrap_or(0) == 1,
-            kept,
-            "mode {mode}: {report:?}"
-        );
-        let low = report.details["nodes_now_low_precision"].as_u64();
-        assert_eq!(low == Some(1), !kept, "mode {mode}: {}", text(&after));
+    for causal in [0, 1] {
+        for mode in 0..4 {
+            let kept = causal == 1 && (mode == 1 || mode == 2);
+            let (_, after, report) = convert(23, &graph(mode, causal));
+            let reasons = &report.details["kept_float32"];
+            assert_eq!(
+                reasons["constant out of range"].as_u64().unwrap_or(0) == 1,
+                kept,
+                "mode {mode}, is_causal {causal}: {report:?}"
+            );
+            let low = report.details["nodes_now_low_precision"].as_u64();
+            assert_eq!(
+                low == Some(1),
+                !kept,
+                "mode {mode}, is_causal {causal}: {}",
+                text(&after)
+            );
+        }
     }
 }
 
@@ -362,4 +372,33 @@ fn symbolic_dims_survive_conversion_and_run() {
         "{t}"
     );
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
+
+#[test]
+fn scatter_reductions_that_select_convert_where_onnxruntime_runs_them() {
+    // `max` selects (exact in float16) and onnxruntime's CPU EP runs it for ScatterElements in
+    // float16; `add` accumulates; bfloat16 has no kernel for either. The corpus's
+    // `test_scatter_elements_with_reduction_*` cases check the converted nodes by execution.
+    let graph = |reduction: &str| {
+        format!(
+            r#"g (float[2,3] x, float[2,2] u) => (float[2,3] y) <int64[2,2] i = {{0, 2, 1, 0}}> {{
+   [scatter] y = ScatterElements <axis: int = 1, reduction: string = "{reduction}"> (x, i, u)
+}}"#
+        )
+    };
+    for (reduction, flags, converts) in [
+        ("max", &[][..], true),
+        ("min", &[][..], true),
+        ("add", &[][..], false),
+        ("max", &[("fp16-type", "bfloat16")][..], false),
+    ] {
+        let (_, after, report) = convert_with(18, &graph(reduction), flags);
+        let low = report.details["nodes_now_low_precision"].as_u64();
+        assert_eq!(
+            low == Some(1),
+            converts,
+            "{reduction} {flags:?}: {}",
+            text(&after)
+        );
+    }
 }
