@@ -82,10 +82,17 @@ impl Pass for Fp16Pass {
             .get("integer-derived arithmetic")
             .copied()
             .unwrap_or(0);
-        Some(format!(
+        let mut survey = format!(
             "{} float32 node(s), {} would become float16; rotary chain: {rotary} node(s) kept float32; integer-derived arithmetic: {positional}",
             census.float_nodes, census.low_nodes
-        ))
+        );
+        if census.small_angles > 0 {
+            survey.push_str(&format!(
+                "; {} trig node(s) of positions with an angle proved at most 4π (window functions) would convert",
+                census.small_angles
+            ));
+        }
+        Some(survey)
     }
 
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
@@ -136,6 +143,12 @@ impl Pass for Fp16Pass {
                 "rotary: {rotary} node(s) (positions → angles → Cos/Sin) kept float32"
             ));
         }
+        if census.small_angles > 0 {
+            report.notes.push(format!(
+                "{} trig node(s) of positions converted: angle proved at most 4π for every size (window functions, not rotary)",
+                census.small_angles
+            ));
+        }
         for (node, reason) in &census.kept_nodes {
             if let plan::Reason::Range(_) = reason {
                 report.notes.push(format!(
@@ -162,6 +175,7 @@ impl Pass for Fp16Pass {
             serde_json::to_value(&census.kept).unwrap_or_default(),
         );
         put("kept_float32_nodes", kept_nodes.into());
+        put("small_angles_converted", census.small_angles.into());
         put("casts_inserted", stats.casts.into());
         put(
             "initializers_converted",

@@ -988,6 +988,9 @@ impl Plan {
                 .any(|v| self.values.get(v) == Some(&Precision::Low));
             if low {
                 census.low_nodes += 1;
+                if self.small_angles.contains(&node) {
+                    census.small_angles += 1;
+                }
             } else {
                 let reason = np.reason.clone().unwrap_or(Reason::NoLowType);
                 *census.kept.entry(reason.key()).or_default() += 1;
@@ -1004,6 +1007,8 @@ pub(crate) struct Census {
     pub low_nodes: usize,
     pub kept: BTreeMap<&'static str, usize>,
     pub kept_nodes: Vec<(NodeId, Reason)>,
+    /// Trig nodes of positions converted because their angle is proved small.
+    pub small_angles: usize,
 }
 
 /// Trig nodes whose operand provably stays within a few turns: in float16 they lose no more

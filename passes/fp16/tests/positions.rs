@@ -42,6 +42,7 @@ fn a_window_angle_is_small_and_converts() {
     // n ≤ N − 1, so n · 2π/N · 2 < 4π for every N: float16 holds it to ~0.02 rad.
     let (_, after, report) = convert(&window(2.0));
     assert_eq!(kept(&report, "rotary"), 0, "{report:?}");
+    assert_eq!(report.details["small_angles_converted"], 1, "{report:?}");
     let t = text(&after);
     // The angle is computed from float16 steps (Cast where the float32 Range meets it).
     assert!(t.contains("[angle] a = Mul (n_fp16, d)"), "{t}");
