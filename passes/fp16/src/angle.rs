@@ -276,3 +276,45 @@ fn scalar(model: &Model, value: ValueId) -> Option<f64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::steps_over;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The closed-form supremum is never below the product at any size: checked at every
+        /// S up to 4096 and at a few large ones.
+        #[test]
+        fn the_bound_holds_at_every_size(
+            k in -8.0f64..8.0,
+            a in prop_oneof![-4.0f64..-0.01, 0.01f64..4.0],
+            b in -8.0f64..8.0,
+        ) {
+            match steps_over(k, a, b) {
+                Some(bound) => {
+                    let sizes = (2..=4096_u64).chain([1 << 16, 1 << 24, 1 << 40]);
+                    for s in sizes {
+                        let s = s as f64;
+                        let worst = (k * (s - 1.0) / (a * s + b)).abs();
+                        prop_assert!(worst <= bound * (1.0 + 1e-12), "S={s}: {worst} > {bound}");
+                    }
+                }
+                // Refused only where the denominator vanishes at some S ≥ 2.
+                None => prop_assert!(-b / a >= 2.0),
+            }
+        }
+    }
+
+    #[test]
+    fn window_angles_are_bounded_by_one_turn_per_factor() {
+        // Periodic: n · 2π/S; symmetric: n · 2π/(S − 1). Both at most 2π.
+        let tau = std::f64::consts::TAU;
+        assert_eq!(steps_over(tau, 1.0, 0.0), Some(tau));
+        assert_eq!(steps_over(tau, 1.0, -1.0), Some(tau));
+        // n / (S − 3) has a pole at S = 3: no bound.
+        assert_eq!(steps_over(1.0, 1.0, -3.0), None);
+        // n / 2 grows with S: no bound.
+        assert_eq!(steps_over(1.0, 0.0, 2.0), None);
+    }
+}
