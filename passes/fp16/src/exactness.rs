@@ -8,7 +8,8 @@
 //!   angle that [`crate::angle`] proves small);
 //! - subtracted from another position (catastrophic cancellation: 4097 − 4095 = 0);
 //! - read by a slot that keeps float32 by schema (`Range` before opset 27, Resize `scales`), by
-//!   a control-flow node or an op without a schema.
+//!   a control-flow node or an op without a schema;
+//! - returned as a graph output while it holds whole numbers (a length, a position).
 //!
 //! A position that only meets data (a grid coordinate `−1 + n·2/W` scaled by `theta`, a mask
 //! added to scores) is stored in the target type by that data anyway: it converts like data.
@@ -20,6 +21,7 @@ use rustc_hash::FxHashSet as HashSet;
 use onnx_rewrite_ir::{GraphOwner, Model, NodeId, Use, ValueId};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
+use crate::constants;
 use crate::convert::Target;
 use crate::origin::{Origin, Origins};
 use crate::plan::TRIG;
@@ -60,6 +62,7 @@ impl Exactness {
             origins,
             small_angles,
             target,
+            integral: integral_values(model, scope, types),
         };
         let mut exactness = Exactness {
             exact: HashSet::default(),
@@ -76,7 +79,7 @@ impl Exactness {
                             .value(*v)
                             .uses()
                             .iter()
-                            .any(|u| walk.demands(&exactness, *u))
+                            .any(|u| walk.demands(&exactness, *v, *u))
                     {
                         exactness.exact.insert(*v);
                         changed = true;
@@ -97,6 +100,8 @@ struct Walk<'a> {
     origins: &'a Origins,
     small_angles: &'a HashSet<NodeId>,
     target: Target,
+    /// Float values that hold whole numbers.
+    integral: HashSet<ValueId>,
 }
 
 impl Walk<'_> {
@@ -104,16 +109,16 @@ impl Walk<'_> {
         self.types.of(value).is(DataType::Float) && self.origins.of(value) == Origin::Position
     }
 
-    /// Whether a use of a position needs it exact.
-    fn demands(&self, exactness: &Exactness, the_use: Use) -> bool {
+    /// Whether a use of the position `value` needs it exact.
+    fn demands(&self, exactness: &Exactness, value: ValueId, the_use: Use) -> bool {
         let model = self.model;
         let (reader, slot) = match the_use {
             Use::Node { node, input } => (node, input as usize),
             Use::GraphOutput { graph, index } => {
-                // A graph output is float32 by type, not exact: data leaves in the target
-                // type and is cast back too.
+                // A graph output is float32 by type: a fraction (a window) may leave in the
+                // target type and be cast back, a whole number (a length, a position) may not.
                 if graph == model.main() {
-                    return false;
+                    return self.integral.contains(&value);
                 }
                 return match model.graph(graph).owner() {
                     GraphOwner::Node { node, .. }
@@ -180,4 +185,60 @@ impl Walk<'_> {
         });
         demanded || !any_float
     }
+}
+
+/// Float values that hold whole numbers: integers cast to float and what adds, multiplies,
+/// rounds, selects or moves them (one forward sweep; the order is topological).
+fn integral_values(model: &Model, scope: &Scope, types: &Types) -> HashSet<ValueId> {
+    let mut integral = HashSet::default();
+    let whole = |integral: &HashSet<ValueId>, v: Option<ValueId>| {
+        v.is_some_and(|v| {
+            integral.contains(&v)
+                || matches!(
+                    types.of(v),
+                    Ty::Tensor(
+                        DataType::Int64
+                            | DataType::Int32
+                            | DataType::Int16
+                            | DataType::Int8
+                            | DataType::Uint64
+                            | DataType::Uint32
+                            | DataType::Uint16
+                            | DataType::Uint8
+                            | DataType::Bool
+                    )
+                )
+                || constants::small_floats(model, v, 64)
+                    .is_some_and(|xs| xs.iter().all(|x| x.fract() == 0.0))
+        })
+    };
+    for &node in &scope.order {
+        let n = model.node(node);
+        if !n.domain().is_empty() {
+            continue;
+        }
+        let input = |i: usize| n.inputs().get(i).copied().flatten();
+        let all = |integral: &HashSet<ValueId>| {
+            !n.inputs().is_empty() && n.inputs().iter().all(|v| whole(integral, *v))
+        };
+        let holds = match n.op_type() {
+            "Floor" | "Ceil" | "Round" => true,
+            "Cast" | "CastLike" | "Identity" | "Reshape" | "Squeeze" | "Unsqueeze" | "Flatten"
+            | "Expand" | "Transpose" | "Tile" | "Slice" | "Gather" | "GatherElements"
+            | "ReduceMax" | "ReduceMin" | "ReduceSum" => whole(&integral, input(0)),
+            "Where" => whole(&integral, input(1)) && whole(&integral, input(2)),
+            "Add" | "Sub" | "Mul" | "Neg" | "Abs" | "Max" | "Min" | "Relu" | "Concat" | "Range" => {
+                all(&integral)
+            }
+            _ => false,
+        };
+        if holds {
+            for v in n.outputs().iter().flatten() {
+                if types.of(*v).is(DataType::Float) {
+                    integral.insert(*v);
+                }
+            }
+        }
+    }
+    integral
 }

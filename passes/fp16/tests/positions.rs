@@ -116,3 +116,25 @@ fn a_position_read_back_as_an_integer_stays_float32() {
     );
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
 }
+
+#[test]
+fn a_whole_number_returned_as_an_output_stays_exact() {
+    // W + 1 leaves as a float32 output: 4097 would come back as 4096, so it stays float32.
+    // W / 3 is a fraction: float16 and a Cast back lose no more than any converted output.
+    let (before, after, report) = convert(
+        r#"g (float[2,W] x) => (float[1] length, float[1] third) <float one = {1}, float three = {3}> {
+   [width] w = Shape <start: int = 1> (x)
+   [width_f] wf = Cast <to: int = 1> (w)
+   [plus_one] length = Add (wf, one)
+   [divide] third = Div (wf, three)
+}"#,
+    );
+    let t = text(&after);
+    assert!(t.contains("[plus_one] length = Add (wf, one)"), "{t}");
+    assert!(t.contains("[divide] third_fp16 = Div"), "{t}");
+    assert!(
+        kept(&report, "integer-derived arithmetic") >= 2,
+        "{report:?}"
+    );
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
