@@ -20,7 +20,7 @@ use onnx_rewrite_ir::{Model, ValueDef, ValueId, tensor};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use crate::constants;
-use crate::types::{Ty, Types};
+use crate::types::Types;
 
 /// Two turns: the window functions' `cos(4π·n/N)`. After the three roundings of
 /// `n · (2π/N) · 2` the float16 angle is within about 3 · 4π · 2⁻¹¹ ≈ 0.02 rad. bfloat16's
@@ -101,19 +101,7 @@ impl<'a> Angles<'a> {
         if let Some(c) = scalar(model, value) {
             return Term::Const(c);
         }
-        let is_integer = matches!(
-            self.types.of(value),
-            Ty::Tensor(
-                DataType::Int64
-                    | DataType::Int32
-                    | DataType::Int16
-                    | DataType::Int8
-                    | DataType::Uint64
-                    | DataType::Uint32
-                    | DataType::Uint16
-                    | DataType::Uint8
-            )
-        );
+        let is_integer = self.types.of(value).is_integer();
         // An integer the evaluation cannot see through is the size itself.
         let size = Term::Affine {
             size: value,

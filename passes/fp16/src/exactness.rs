@@ -194,20 +194,8 @@ fn integral_values(model: &Model, scope: &Scope, types: &Types) -> HashSet<Value
     let whole = |integral: &HashSet<ValueId>, v: Option<ValueId>| {
         v.is_some_and(|v| {
             integral.contains(&v)
-                || matches!(
-                    types.of(v),
-                    Ty::Tensor(
-                        DataType::Int64
-                            | DataType::Int32
-                            | DataType::Int16
-                            | DataType::Int8
-                            | DataType::Uint64
-                            | DataType::Uint32
-                            | DataType::Uint16
-                            | DataType::Uint8
-                            | DataType::Bool
-                    )
-                )
+                || types.of(v).is_integer()
+                || types.of(v).is(DataType::Bool)
                 || constants::small_floats(model, v, 64)
                     .is_some_and(|xs| xs.iter().all(|x| x.fract() == 0.0))
         })

@@ -30,6 +30,23 @@ impl Ty {
     pub fn is(self, dtype: DataType) -> bool {
         self == Ty::Tensor(dtype)
     }
+
+    /// A tensor of signed or unsigned integers.
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            Ty::Tensor(
+                DataType::Int64
+                    | DataType::Int32
+                    | DataType::Int16
+                    | DataType::Int8
+                    | DataType::Uint64
+                    | DataType::Uint32
+                    | DataType::Uint16
+                    | DataType::Uint8
+            )
+        )
+    }
 }
 
 pub(crate) fn of_type_proto(ty: &TypeProto) -> Ty {
