@@ -14,19 +14,22 @@
 //! `S = 2` or in the limit. (`S ≤ 1` leaves `n = 0`, whose product is the same 0, or NaN, in
 //! either precision.) Anything else is unknown, and the trig stays float32.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_ir::{Model, ValueDef, ValueId, tensor};
-use onnx_rewrite_proto::tensor_proto::DataType;
+use onnx_rewrite_egraph::facts::ConstTensor;
+use onnx_rewrite_ir::{Model, NodeId, ValueDef, ValueId};
 
 use crate::constants;
+use crate::convert::Target;
+use crate::plan::TRIG;
+use crate::scope::Scope;
 use crate::types::Types;
 
 /// Two turns: the window functions' `cos(4π·n/N)`. After the three roundings of
 /// `n · (2π/N) · 2` the float16 angle is within about 3 · 4π · 2⁻¹¹ ≈ 0.02 rad. bfloat16's
 /// 8-bit significand would be 8 times that: under bfloat16 no trig of positions converts.
 /// (The slack admits 2π written as a float32 constant, 6.2831855.)
-pub(crate) const MAX_FLOAT16_ANGLE: f64 = 4.0 * std::f64::consts::PI * (1.0 + 1e-6);
+const MAX_FLOAT16_ANGLE: f64 = 4.0 * std::f64::consts::PI * (1.0 + 1e-6);
 
 /// Symbolic nesting beyond this is unknown (a recursive evaluation must have a bound).
 const MAX_DEPTH: usize = 64;
@@ -230,39 +233,53 @@ fn steps_over(k: f64, a: f64, b: f64) -> Option<f64> {
 
 /// The value of a one-element numeric constant (an initializer or a `Constant`).
 fn scalar(model: &Model, value: ValueId) -> Option<f64> {
-    if let Some(v) = constants::small_floats(model, value, 1) {
-        return v.first().map(|f| f64::from(*f));
+    if let Some(t) = constants::tensor_of(model, value) {
+        return ConstTensor::from_proto(t, 1)?.scalar_as_f64();
     }
-    if let ValueDef::Node { node, .. } = model.value(value).def() {
-        let n = model.node(node);
-        if n.domain().is_empty() && n.op_type() == "Constant" {
-            let attr = &n.attributes.first()?.proto;
-            if attr.name() == "value_int" {
-                return attr.i.map(|i| i as f64);
-            }
-        }
-    }
-    let t = constants::tensor_of(model, value)?;
-    if tensor::element_count(t).ok()? != 1 {
+    let ValueDef::Node { node, .. } = model.value(value).def() else {
+        return None;
+    };
+    let n = model.node(node);
+    if !(n.domain().is_empty() && n.op_type() == "Constant") {
         return None;
     }
-    tensor::check_payload(t).ok()?;
-    let raw = t.raw_data.as_deref();
-    match tensor::data_type(t)? {
-        DataType::Int64 => match raw {
-            Some(r) => r.try_into().ok().map(|b| i64::from_le_bytes(b) as f64),
-            None => t.int64_data.first().map(|i| *i as f64),
-        },
-        DataType::Int32 => match raw {
-            Some(r) => r.try_into().ok().map(|b| f64::from(i32::from_le_bytes(b))),
-            None => t.int32_data.first().map(|i| f64::from(*i)),
-        },
-        DataType::Double => match raw {
-            Some(r) => r.try_into().ok().map(f64::from_le_bytes),
-            None => t.double_data.first().copied(),
-        },
+    let attr = &n.attributes.first()?.proto;
+    match attr.name() {
+        "value_float" => attr.f.map(f64::from),
+        "value_floats" if attr.floats.len() == 1 => attr.floats.first().map(|f| f64::from(*f)),
+        "value_int" => attr.i.map(|i| i as f64),
         _ => None,
     }
+}
+
+/// Trig nodes whose operand provably stays within [`MAX_FLOAT16_ANGLE`]: in float16 they lose
+/// no more than other data. None under bfloat16.
+pub(crate) fn small_angles(
+    model: &Model,
+    scope: &Scope,
+    types: &Types,
+    target: Target,
+) -> HashSet<NodeId> {
+    if target != Target::Float16 {
+        return HashSet::default();
+    }
+    let mut angles = Angles::new(model, types);
+    scope
+        .order
+        .iter()
+        .copied()
+        .filter(|&node| {
+            let n = model.node(node);
+            n.domain().is_empty()
+                && TRIG.contains(&n.op_type())
+                && n.inputs()
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|v| angles.bound(v))
+                    .is_some_and(|b| b <= MAX_FLOAT16_ANGLE)
+        })
+        .collect()
 }
 
 #[cfg(test)]

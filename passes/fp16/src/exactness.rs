@@ -163,27 +163,20 @@ impl Walk<'_> {
             Some(Role::Any) if standard && SHAPE_READERS.contains(&op) => return false,
             Some(Role::Convert | Role::Any | Role::Other) => {}
         }
-        let mut floats = n
-            .outputs()
-            .iter()
-            .flatten()
-            .map(|v| (*v, self.types.of(*v)));
         // An integer, boolean or double result (a Cast to int64, a comparison, an index)
         // reads the exact number; a Cast to float16 or bfloat16 written in the model rounds
         // it on purpose; a float32 result passes the question on.
         let mut any_float = false;
-        let demanded = floats.any(|(out, ty)| match ty {
-            Ty::Tensor(DataType::Float) => {
-                any_float = true;
-                exactness.needs(out)
+        for out in n.outputs().iter().flatten() {
+            match self.types.of(*out) {
+                Ty::Tensor(DataType::Float) if exactness.needs(*out) => return true,
+                Ty::Tensor(DataType::Float | DataType::Float16 | DataType::Bfloat16) => {
+                    any_float = true;
+                }
+                _ => {}
             }
-            Ty::Tensor(DataType::Float16 | DataType::Bfloat16) => {
-                any_float = true;
-                false
-            }
-            _ => false,
-        });
-        demanded || !any_float
+        }
+        !any_float
     }
 }
 

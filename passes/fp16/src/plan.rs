@@ -26,7 +26,7 @@ use smallvec::SmallVec;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, Use, ValueDef, ValueId};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
-use crate::angle::{self, Angles};
+use crate::angle::small_angles;
 use crate::constants;
 use crate::convert::Target;
 use crate::exactness::Exactness;
@@ -1009,31 +1009,6 @@ pub(crate) struct Census {
     pub kept_nodes: Vec<(NodeId, Reason)>,
     /// Trig nodes of positions converted because their angle is proved small.
     pub small_angles: usize,
-}
-
-/// Trig nodes whose operand provably stays within a few turns: in float16 they lose no more
-/// than other data (see [`angle`]).
-fn small_angles(model: &Model, scope: &Scope, types: &Types, target: Target) -> HashSet<NodeId> {
-    if target != Target::Float16 {
-        return HashSet::default();
-    }
-    let mut angles = Angles::new(model, types);
-    scope
-        .order
-        .iter()
-        .copied()
-        .filter(|&node| {
-            let n = model.node(node);
-            n.domain().is_empty()
-                && TRIG.contains(&n.op_type())
-                && n.inputs()
-                    .first()
-                    .copied()
-                    .flatten()
-                    .and_then(|v| angles.bound(v))
-                    .is_some_and(|b| b <= angle::MAX_FLOAT16_ANGLE)
-        })
-        .collect()
 }
 
 fn blocked(n: &onnx_rewrite_ir::Node, options: &Options) -> Option<Reason> {
