@@ -9,7 +9,8 @@
 //! - subtracted from another position (catastrophic cancellation: 4097 − 4095 = 0);
 //! - read by a slot that keeps float32 by schema (`Range` before opset 27, Resize `scales`), by
 //!   a control-flow node or an op without a schema;
-//! - returned as a graph output while it holds whole numbers (a length, a position).
+//! - returned as a graph output, or widened to double, while it holds whole numbers (a
+//!   length, a position).
 //!
 //! A position that only meets data (a grid coordinate `−1 + n·2/W` scaled by `theta`, a mask
 //! added to scores) is stored in the target type by that data anyway: it converts like data.
@@ -40,12 +41,20 @@ const SHAPE_READERS: &[&str] = &[
 
 pub(crate) struct Exactness {
     exact: HashSet<ValueId>,
+    /// Float values that hold whole numbers (see [`integral_values`]).
+    integral: HashSet<ValueId>,
 }
 
 impl Exactness {
     /// Whether `value` is a position whose every unit counts.
     pub fn needs(&self, value: ValueId) -> bool {
         self.exact.contains(&value)
+    }
+
+    /// Whether `value` holds whole numbers only: an integer or boolean tensor, a small
+    /// constant of whole numbers, or a float computed from those by whole-number arithmetic.
+    pub fn holds_whole_numbers(&self, model: &Model, types: &Types, value: ValueId) -> bool {
+        whole(model, types, &self.integral, value)
     }
 
     pub fn infer(
@@ -66,6 +75,7 @@ impl Exactness {
         };
         let mut exactness = Exactness {
             exact: HashSet::default(),
+            integral: HashSet::default(),
         };
         // The global order puts a body right before its node, so one backward sweep sees
         // almost everything; a Loop or an `If` read inside a later body may need another.
@@ -90,6 +100,7 @@ impl Exactness {
                 break;
             }
         }
+        exactness.integral = walk.integral;
         exactness
     }
 }
@@ -163,21 +174,36 @@ impl Walk<'_> {
             Some(Role::Any) if standard && SHAPE_READERS.contains(&op) => return false,
             Some(Role::Convert | Role::Any | Role::Other) => {}
         }
-        // An integer, boolean or double result (a Cast to int64, a comparison, an index)
-        // reads the exact number; a Cast to float16 or bfloat16 written in the model rounds
-        // it on purpose; a float32 result passes the question on.
-        let mut any_float = false;
+        // An integer or boolean result (a Cast to int64, a comparison, an index) reads the
+        // exact number; a double result keeps what it reads, so it needs every unit only of
+        // a whole number (a fraction like a scale's 1/√d is rounded like any data); a Cast
+        // to float16 or bfloat16 written in the model rounds it on purpose; a float32 result
+        // passes the question on.
+        let (mut any_float, mut widens, mut counts) = (false, false, false);
         for out in n.outputs().iter().flatten() {
             match self.types.of(*out) {
                 Ty::Tensor(DataType::Float) if exactness.needs(*out) => return true,
                 Ty::Tensor(DataType::Float | DataType::Float16 | DataType::Bfloat16) => {
                     any_float = true;
                 }
-                _ => {}
+                Ty::Tensor(DataType::Double) => widens = true,
+                _ => counts = true,
             }
         }
-        !any_float
+        match (any_float, widens, counts) {
+            (true, _, _) => false,
+            (false, true, false) => self.integral.contains(&value),
+            (false, _, _) => true,
+        }
     }
+}
+
+fn whole(model: &Model, types: &Types, integral: &HashSet<ValueId>, v: ValueId) -> bool {
+    integral.contains(&v)
+        || types.of(v).is_integer()
+        || types.of(v).is(DataType::Bool)
+        || constants::small_floats(model, v, 64)
+            .is_some_and(|xs| xs.iter().all(|x| x.fract() == 0.0))
 }
 
 /// Float values that hold whole numbers: integers cast to float and what adds, multiplies,
@@ -185,13 +211,7 @@ impl Walk<'_> {
 fn integral_values(model: &Model, scope: &Scope, types: &Types) -> HashSet<ValueId> {
     let mut integral = HashSet::default();
     let whole = |integral: &HashSet<ValueId>, v: Option<ValueId>| {
-        v.is_some_and(|v| {
-            integral.contains(&v)
-                || types.of(v).is_integer()
-                || types.of(v).is(DataType::Bool)
-                || constants::small_floats(model, v, 64)
-                    .is_some_and(|xs| xs.iter().all(|x| x.fract() == 0.0))
-        })
+        v.is_some_and(|v| whole(model, types, integral, v))
     };
     for &node in &scope.order {
         let n = model.node(node);

@@ -27,6 +27,7 @@ mod angle;
 mod constants;
 pub mod convert;
 mod exactness;
+mod integer_range;
 pub mod kernels;
 mod options;
 mod origin;
@@ -71,6 +72,16 @@ impl Pass for Fp16Pass {
     }
 
     fn survey(&self, model: &Model) -> Option<String> {
+        // What `run` would see: the float Ranges over whole numbers already in integers.
+        let rewritten;
+        let model = if integer_range::has_range(model) {
+            let mut copy = model.clone();
+            integer_range::apply(&mut copy).ok()?;
+            rewritten = copy;
+            &rewritten
+        } else {
+            model
+        };
         let plan = Plan::new(model, &Options::default()).ok()?;
         let census = plan.census(model);
         if census.float_nodes == 0 {
@@ -109,6 +120,7 @@ impl Pass for Fp16Pass {
             report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
             return Ok(report);
         }
+        let integer_ranges = integer_range::apply(model)?;
         let plan = Plan::new(model, &options)?;
         let census = plan.census(model);
         for (node, reason) in &census.kept_nodes {
@@ -149,6 +161,11 @@ impl Pass for Fp16Pass {
                 census.small_angles
             ));
         }
+        if integer_ranges > 0 {
+            report.notes.push(format!(
+                "{integer_ranges} float Range node(s) over whole numbers computed in integers and cast (exact steps at every length)"
+            ));
+        }
         for (node, reason) in &census.kept_nodes {
             if let plan::Reason::Range(_) = reason {
                 report.notes.push(format!(
@@ -176,6 +193,7 @@ impl Pass for Fp16Pass {
         );
         put("kept_float32_nodes", kept_nodes.into());
         put("small_angles_converted", census.small_angles.into());
+        put("ranges_in_integers", integer_ranges.into());
         put("casts_inserted", stats.casts.into());
         put(
             "initializers_converted",

@@ -370,9 +370,22 @@ impl Plan {
             let mut np = fixed(Precision::High, pinned.then_some(Reason::NoLowType), &ports);
             np.kind = Kind::Opaque;
             // A Cast of a constant or a position to an integer must see the exact float32
-            // (4097.0 in float16 is 4096).
+            // (4097.0 in float16 is 4096); one to double, only while it holds whole numbers
+            // (a fraction such as a scale's 1/√d is rounded like any data).
             if n.domain().is_empty() && n.op_type() == "Cast" && !casts_to_low {
-                self.pin_exact(n, &mut np.inputs);
+                let widens = n
+                    .outputs()
+                    .first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|v| self.types.of(v).is(DataType::Double));
+                let fraction =
+                    n.inputs().first().copied().flatten().is_some_and(|v| {
+                        !self.exactness.holds_whole_numbers(model, &self.types, v)
+                    });
+                if !(widens && fraction) {
+                    self.pin_exact(n, &mut np.inputs);
+                }
             }
             return np;
         }

@@ -26,12 +26,12 @@ pub(crate) struct Stats {
 }
 
 /// Every name in use, so that new ones are fresh.
-struct Names {
+pub(crate) struct Names {
     taken: HashSet<String>,
 }
 
 impl Names {
-    fn of(model: &Model) -> Self {
+    pub(crate) fn of(model: &Model) -> Self {
         let mut taken = HashSet::default();
         for graph in model.graph_ids() {
             let g = model.graph(graph);
@@ -55,7 +55,7 @@ impl Names {
         Names { taken }
     }
 
-    fn fresh(&mut self, base: &str) -> String {
+    pub(crate) fn fresh(&mut self, base: &str) -> String {
         let mut name = base.to_owned();
         let mut n = 1;
         while self.taken.contains(&name) {
@@ -67,7 +67,7 @@ impl Names {
     }
 }
 
-fn int_attribute(name: &str, value: i64) -> AttributeProto {
+pub(crate) fn int_attribute(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         name: Some(name.to_owned()),
         r#type: Some(AttributeType::Int as i32),
@@ -76,7 +76,7 @@ fn int_attribute(name: &str, value: i64) -> AttributeProto {
     }
 }
 
-fn tensor_attribute(name: &str, t: TensorProto) -> AttributeProto {
+pub(crate) fn tensor_attribute(name: &str, t: TensorProto) -> AttributeProto {
     AttributeProto {
         name: Some(name.to_owned()),
         r#type: Some(AttributeType::Tensor as i32),

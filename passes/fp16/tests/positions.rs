@@ -4,8 +4,8 @@
 
 use onnx_rewrite_egraph::pass::PassReport;
 use onnx_rewrite_fp16::Fp16Pass;
-use onnx_rewrite_ir::Model;
-use onnx_rewrite_testkit::{apply, assert_same_outputs, model, text};
+use onnx_rewrite_ir::{Model, ValueDef};
+use onnx_rewrite_testkit::{apply, assert_same_outputs, assert_same_outputs_on, model, text};
 
 const FP16_TOL: f64 = 2e-2;
 
@@ -44,10 +44,15 @@ fn a_window_angle_is_small_and_converts() {
     assert_eq!(kept(&report, "rotary"), 0, "{report:?}");
     assert_eq!(report.details["small_angles_converted"], 1, "{report:?}");
     let t = text(&after);
-    // The angle is computed from float16 steps (Cast where the float32 Range meets it).
-    assert!(t.contains("[angle] a = Mul (n_fp16, d)"), "{t}");
-    // The Range limit stays exact: it decides the window's length.
-    assert!(t.contains("[size_f] nf = Cast <to: int = 1>"), "{t}");
+    // The steps are counted in integers (exact at every length) and cast to float16 where
+    // they meet the angle.
+    assert!(
+        t.contains("[range_int] n_int = Range (zero_int, size, one_int)"),
+        "{t}"
+    );
+    assert!(t.contains("[range] n = Cast <to: int = 10> (n_int)"), "{t}");
+    assert!(t.contains("[angle] a = Mul (n, d)"), "{t}");
+    assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
 }
 
 #[test]
@@ -137,4 +142,91 @@ fn a_whole_number_returned_as_an_output_stays_exact() {
         "{report:?}"
     );
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
+
+#[test]
+fn a_size_widened_to_double_stays_exact_and_a_fraction_of_it_converts() {
+    // Cast(W, double) keeps the whole number: float16 would turn 4097 into 4096. The scale
+    // 1/√W widened to double is a fraction: rounding it in float16 loses no more than any
+    // converted data would, so its float32 chain converts.
+    let (before, after, report) = convert(
+        r#"g (double[2,W] x) => (double[2,W] y, double[1] width) <float one = {1}> {
+   [width] w = Shape <start: int = 1> (x)
+   [width_f] wf = Cast <to: int = 1> (w)
+   [whole] width = Cast <to: int = 11> (wf)
+   [root] r = Sqrt (wf)
+   [inverse] s = Div (one, r)
+   [widen] sd = Cast <to: int = 11> (s)
+   [scale] y = Mul (x, sd)
+}"#,
+    );
+    let t = text(&after);
+    assert!(
+        t.contains("[whole] width = Cast <to: int = 11> (wf)"),
+        "{t}"
+    );
+    assert!(t.contains("<float16 one ="), "{t}");
+    assert!(t.contains("[root] r = Sqrt (wf_fp16)"), "{t}");
+    assert_eq!(
+        report.details["nodes_now_low_precision"], 2,
+        "{report:?}\n{t}"
+    );
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
+
+/// `Range(start, W, 1)` over the width of `x`, each step read back as an int64.
+fn steps_read_back(start: f32) -> String {
+    format!(
+        r#"g (float[2,W] x) => (int64[N] i) <int64 index = {{1}}, float start = {{{start}}}, float one = {{1}}> {{
+   [shape] s = Shape (x)
+   [width] w = Gather <axis: int = 0> (s, index)
+   [width_f] wf = Cast <to: int = 1> (w)
+   [range] n = Range (start, wf, one)
+   [back] i = Cast <to: int = 7> (n)
+}}"#
+    )
+}
+
+/// Whether every node of the main graph comes after the nodes it reads.
+fn in_topological_order(model: &Model) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    model.graph(model.main()).nodes().iter().all(|&node| {
+        let n = model.node(node);
+        let ready = n
+            .inputs()
+            .iter()
+            .flatten()
+            .all(|v| match model.value(*v).def() {
+                ValueDef::Node { node, .. } => seen.contains(&node),
+                _ => true,
+            });
+        seen.insert(node);
+        ready
+    })
+}
+
+#[test]
+fn a_range_over_whole_numbers_counts_in_integers() {
+    // Float16 counts only to 2048: past it, steps 4097 and 4098 would both read 4096. In
+    // int64 every step is exact, and the float steps read back as integers stay float32.
+    let (before, after, report) = convert(&steps_read_back(0.0));
+    let t = text(&after);
+    assert!(
+        t.contains("[range_int] n_int = Range (start_int, w, one_int)"),
+        "{t}"
+    );
+    assert!(t.contains("[range] n = Cast <to: int = 1> (n_int)"), "{t}");
+    assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
+    assert!(in_topological_order(&after), "{t}");
+    assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
+}
+
+#[test]
+fn a_range_with_a_fractional_bound_stays_float() {
+    // 0.5, 1.5, ...: not integers, so no integer Range computes them.
+    let (before, after, report) = convert(&steps_read_back(0.5));
+    let t = text(&after);
+    assert!(t.contains("[range] n = Range (start, wf, one)"), "{t}");
+    assert_eq!(report.details["ranges_in_integers"], 0, "{report:?}");
+    assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
 }

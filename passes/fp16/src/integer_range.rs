@@ -1,0 +1,257 @@
+//! A float `Range` over whole numbers is computed in integers and cast:
+//! `Range(0.0, Cast(n, float), 1.0)` becomes `Cast(Range(0, n, 1), float)`.
+//!
+//! Why: before opset 27 `Range` has no float16 type, so a float `Range` keeps float32 itself,
+//! its bounds and everything that computes them (a window function's length, the constants 0
+//! and 1), each converted value cast back up to meet it; where it has a float16 type, float16
+//! counts only to 2048 (bfloat16: 256), so positions past that repeat. In integers the steps are
+//! exact at every length, and the Cast that follows decides their precision as any position's
+//! (float32 where the exact number is read back, the target type where it only meets data).
+//!
+//! Only bounds known to be whole are taken: a one-element constant holding a whole number, or
+//! a Cast to float of an integer tensor. A fractional bound (`Range(0.5, n, 0.25)`) keeps its
+//! float `Range`.
+
+use onnx_rewrite_egraph::pass::PassError;
+use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_proto::tensor_proto::DataType;
+use onnx_rewrite_proto::{NodeProto, TensorProto};
+
+use crate::constants;
+use crate::rewrite::{Names, int_attribute, tensor_attribute};
+use crate::scope::Scope;
+use crate::types::{Ty, Types};
+
+/// Where an integer bound comes from.
+enum Bound {
+    /// A whole-number constant (its dims: a scalar, or the one-element shape the model gave).
+    Constant(i64, Vec<i64>),
+    /// The integer tensor a `Cast` to float read.
+    Integer(ValueId, DataType),
+}
+
+/// Whether any graph of the model has a `Range` node (the only thing [`apply`] rewrites).
+pub(crate) fn has_range(model: &Model) -> bool {
+    model.graph_ids().any(|graph| {
+        model.graph(graph).nodes().iter().any(|&node| {
+            let n = model.node(node);
+            n.domain().is_empty() && n.op_type() == "Range"
+        })
+    })
+}
+
+/// Rewrites every float32 `Range` whose three bounds are whole numbers; returns how many.
+pub(crate) fn apply(model: &mut Model) -> Result<usize, PassError> {
+    if !has_range(model) {
+        return Ok(0);
+    }
+    let scope = Scope::of(model)?;
+    let types = Types::infer(model, &scope);
+    let ranges: Vec<(NodeId, [Bound; 3])> = scope
+        .order
+        .iter()
+        .filter_map(|&node| Some((node, whole_bounds(model, &types, node)?)))
+        .collect();
+    if ranges.is_empty() {
+        return Ok(0);
+    }
+    let mut names = Names::of(model);
+    let count = ranges.len();
+    let mut graphs: Vec<GraphId> = Vec::new();
+    for (node, bounds) in ranges {
+        graphs.push(model.node(node).graph());
+        rewrite(model, node, bounds, &mut names);
+    }
+    // New nodes were appended to their graph: put each graph back in topological order.
+    graphs.sort();
+    graphs.dedup();
+    // (Scope::of refused a cyclic graph, and the new nodes read only what the old Range did.)
+    for graph in graphs {
+        if let Ok(order) = model.topological_order(graph) {
+            let _ = model.set_node_order(graph, order);
+        }
+    }
+    Ok(count)
+}
+
+fn whole_bounds(model: &Model, types: &Types, node: NodeId) -> Option<[Bound; 3]> {
+    let n = model.node(node);
+    if !n.domain().is_empty() || n.op_type() != "Range" || n.inputs().len() != 3 {
+        return None;
+    }
+    let out = n.outputs().first().copied().flatten()?;
+    if !types.of(out).is(DataType::Float) {
+        return None;
+    }
+    let bound = |slot: usize| bound(model, types, n.inputs()[slot]?);
+    Some([bound(0)?, bound(1)?, bound(2)?])
+}
+
+fn bound(model: &Model, types: &Types, value: ValueId) -> Option<Bound> {
+    if let Some(xs) = constants::small_floats(model, value, 1) {
+        let x = *xs.first()?;
+        // Whole and within int32, so that any integer type Range takes can hold it.
+        let whole = x.is_finite() && x.fract() == 0.0 && x.abs() <= i32::MAX as f32;
+        let dims = constants::tensor_of(model, value).map_or_else(Vec::new, |t| t.dims.clone());
+        return whole.then_some(Bound::Constant(x as i64, dims));
+    }
+    let ValueDef::Node { node, .. } = model.value(value).def() else {
+        return None;
+    };
+    let cast = model.node(node);
+    if !cast.domain().is_empty() || cast.op_type() != "Cast" {
+        return None;
+    }
+    let source = cast.inputs().first().copied().flatten()?;
+    match types.of(source) {
+        Ty::Tensor(dtype) if types.of(source).is_integer() => Some(Bound::Integer(source, dtype)),
+        _ => None,
+    }
+}
+
+/// The integer type the three bounds share: the integer sources' own type where they agree
+/// and Range takes it, int64 otherwise.
+fn common_type(bounds: &[Bound; 3]) -> DataType {
+    let mut sources = bounds.iter().filter_map(|b| match b {
+        Bound::Integer(_, dtype) => Some(*dtype),
+        Bound::Constant(..) => None,
+    });
+    let Some(first) = sources.next() else {
+        return DataType::Int64;
+    };
+    let agree = sources.all(|d| d == first);
+    let fits = |x: i64| match first {
+        DataType::Int16 => i16::try_from(x).is_ok(),
+        _ => true,
+    };
+    let constants_fit = bounds.iter().all(|b| match b {
+        Bound::Constant(x, _) => fits(*x),
+        Bound::Integer(..) => true,
+    });
+    match first {
+        DataType::Int16 | DataType::Int32 | DataType::Int64 if agree && constants_fit => first,
+        _ => DataType::Int64,
+    }
+}
+
+fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Names) {
+    let graph = model.node(node).graph();
+    let dtype = common_type(&bounds);
+    let old_inputs: Vec<Option<ValueId>> = model.node(node).inputs().to_vec();
+    let Some(old_out) = model.node(node).outputs().first().copied().flatten() else {
+        return;
+    };
+    let range_name = model.node(node).name().to_owned();
+    let out_name = model.value(old_out).name().to_owned();
+    let mut inputs = Vec::with_capacity(3);
+    for (bound, old) in bounds.into_iter().zip(&old_inputs) {
+        let base = old.map_or_else(|| out_name.clone(), |v| model.value(v).name().to_owned());
+        let value = match bound {
+            Bound::Constant(x, dims) => {
+                let name = names.fresh(&format!("{base}_int"));
+                let t = TensorProto {
+                    dims,
+                    data_type: Some(dtype as i32),
+                    raw_data: Some(integer_bytes(x, dtype).into()),
+                    ..Default::default()
+                };
+                let constant = model.add_node(
+                    graph,
+                    NodeProto {
+                        name: Some(names.fresh(&name)),
+                        op_type: Some("Constant".into()),
+                        ..Default::default()
+                    },
+                    &[],
+                    &[Some(name)],
+                    vec![tensor_attribute("value", t)],
+                );
+                model.node(constant).outputs()[0]
+            }
+            Bound::Integer(source, from) if from == dtype => Some(source),
+            Bound::Integer(source, _) => {
+                let name = names.fresh(&format!("{base}_int"));
+                let cast = model.add_node(
+                    graph,
+                    NodeProto {
+                        name: Some(names.fresh(&format!("{name}_cast"))),
+                        op_type: Some("Cast".into()),
+                        ..Default::default()
+                    },
+                    &[Some(source)],
+                    &[Some(name)],
+                    vec![int_attribute("to", dtype as i64)],
+                );
+                model.node(cast).outputs()[0]
+            }
+        };
+        inputs.push(value);
+    }
+    let steps = names.fresh(&format!("{out_name}_int"));
+    // The Cast takes the Range's name (it produces what the Range did); unnamed stays unnamed.
+    let range_int_name =
+        (!range_name.is_empty()).then(|| names.fresh(&format!("{range_name}_int")));
+    let range = model.add_node(
+        graph,
+        NodeProto {
+            name: range_int_name,
+            op_type: Some("Range".into()),
+            ..Default::default()
+        },
+        &inputs,
+        &[Some(steps)],
+        Vec::new(),
+    );
+    let to_float = model.add_node(
+        graph,
+        NodeProto {
+            name: (!range_name.is_empty()).then_some(range_name),
+            op_type: Some("Cast".into()),
+            ..Default::default()
+        },
+        &[model.node(range).outputs()[0]],
+        &[Some(names.fresh(&format!("{out_name}_float")))],
+        vec![int_attribute("to", DataType::Float as i64)],
+    );
+    let Some(new_out) = model.node(to_float).outputs()[0] else {
+        return;
+    };
+    model.replace_all_uses(old_out, new_out);
+    if model.remove_node(node).is_err() {
+        return;
+    }
+    model.rename_value(new_out, out_name);
+    // The float bounds nothing else reads go with the float Range.
+    for old in old_inputs.into_iter().flatten() {
+        remove_if_unread(model, old);
+    }
+}
+
+/// Removes a `Constant` node or an initializer that nothing reads any more.
+fn remove_if_unread(model: &mut Model, value: ValueId) {
+    let v = model.value(value);
+    if !v.uses().is_empty() {
+        return;
+    }
+    match v.def() {
+        ValueDef::Node { node, .. } => {
+            let n = model.node(node);
+            if n.domain().is_empty() && n.op_type() == "Constant" {
+                let _ = model.remove_node(node);
+            }
+        }
+        ValueDef::Initializer => {
+            let _ = model.remove_initializer(value);
+        }
+        _ => {}
+    }
+}
+
+/// `x` as one little-endian element of `dtype` (int16, int32 or int64).
+fn integer_bytes(x: i64, dtype: DataType) -> Vec<u8> {
+    match dtype {
+        DataType::Int16 => (x as i16).to_le_bytes().to_vec(),
+        DataType::Int32 => (x as i32).to_le_bytes().to_vec(),
+        _ => x.to_le_bytes().to_vec(),
+    }
+}
