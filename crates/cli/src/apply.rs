@@ -27,6 +27,8 @@ pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), F
         limits: limits(&args.limits)?,
         trace: args.trace_rules,
         options,
+        // The model goes straight to `save_file`, which computes pending payloads as it writes.
+        pending_payloads: true,
     };
     let request = ApplyRequest {
         verify: if args.verify {

@@ -41,6 +41,11 @@ pub struct PassContext {
     pub trace: bool,
     /// Values of the passes' options, by flag name.
     pub options: PassOptions,
+    /// A pass may leave large payloads it derives pending
+    /// ([`onnx_rewrite_ir::PendingPayload`]): computed as [`onnx_rewrite_ir::save::save_file`]
+    /// writes them, so they never sit in memory whole. The caller then saves to a file or
+    /// calls [`Model::materialize_pending`] before reading them. Off by default.
+    pub pending_payloads: bool,
 }
 
 /// One option of a pass.

@@ -11,6 +11,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use onnx_rewrite_proto as proto;
 use smallvec::SmallVec;
 
+use crate::pending::PendingPayload;
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -286,6 +288,8 @@ pub struct Model {
     nodes: Vec<Node>,
     graphs: Vec<Graph>,
     dropped_unknown_fields: Vec<proto::wire::UnknownField>,
+    /// Initializers whose bytes are computed when saved (see [`crate::pending`]).
+    pending: HashMap<ValueId, PendingPayload>,
 }
 
 /// A violated IR invariant; only a bug in a pass (or in this crate) produces one.
@@ -306,6 +310,7 @@ impl Model {
             nodes: Vec::new(),
             graphs: Vec::new(),
             dropped_unknown_fields: Vec::new(),
+            pending: HashMap::default(),
         };
         model.main = model.add_graph(main_graph, GraphOwner::Model);
         model
@@ -410,6 +415,7 @@ impl Model {
         debug_assert_eq!(v.def, ValueDef::Input);
         let first = v.initializer.is_none();
         v.initializer = Some(Box::new(tensor));
+        self.pending.remove(&value);
         if first {
             let graph = v.graph;
             self.graphs[graph.index()].initializers.push(value);
@@ -421,6 +427,38 @@ impl Model {
         let v = &mut self.values[value.index()];
         debug_assert!(v.initializer.is_some(), "only constants have data");
         v.initializer = Some(Box::new(tensor));
+        self.pending.remove(&value);
+    }
+
+    /// Makes `tensor` (its payload left out) the initializer's, with bytes `payload` computes
+    /// when the model is saved or [materialized](Model::materialize_pending).
+    pub fn set_pending_initializer(
+        &mut self,
+        value: ValueId,
+        mut tensor: proto::TensorProto,
+        payload: PendingPayload,
+    ) {
+        tensor.raw_data = None;
+        self.set_initializer(value, tensor);
+        self.pending.insert(value, payload);
+    }
+
+    /// The bytes still to be computed for the initializer `value`, if they are pending.
+    pub fn pending_payload(&self, value: ValueId) -> Option<&PendingPayload> {
+        self.pending.get(&value)
+    }
+
+    pub fn has_pending_payloads(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Computes every pending payload into its initializer, for readers of the bytes.
+    pub fn materialize_pending(&mut self) {
+        for (value, payload) in std::mem::take(&mut self.pending) {
+            if let Some(tensor) = self.values[value.index()].initializer.as_mut() {
+                tensor.raw_data = Some(payload.materialize());
+            }
+        }
     }
 
     /// Appends a sparse constant to `graph`.
@@ -683,6 +721,9 @@ impl Model {
                     v.name
                 )));
             }
+        }
+        for value in values {
+            self.pending.remove(value);
         }
         let gone: HashSet<ValueId> = values.iter().copied().collect();
         let mut graphs: Vec<GraphId> = values

@@ -13,6 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use onnx_rewrite_proto::{StringStringEntryProto, TensorProto};
 
+use crate::pending::PendingPayload;
+
 /// Why a tensor's external data was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ExternalDataError {
@@ -220,13 +222,33 @@ impl<W: Write> SidecarWriter<W> {
     /// Writes `tensor`'s raw payload to the sidecar and turns the tensor into a reference to it.
     /// Entries other than location/offset/length (a checksum, say) are kept: the bytes are the same.
     pub fn externalize(&mut self, tensor: &mut TensorProto, payload: &[u8]) -> io::Result<()> {
-        let len = payload.len() as u64;
+        self.externalize_with(tensor, payload.len() as u64, |out| out.write_all(payload))
+    }
+
+    /// Like [`SidecarWriter::externalize`], the bytes computed as they are written.
+    pub(crate) fn externalize_pending(
+        &mut self,
+        tensor: &mut TensorProto,
+        payload: &PendingPayload,
+    ) -> io::Result<()>
+    where
+        W: Send,
+    {
+        self.externalize_with(tensor, payload.len() as u64, |out| payload.write_to(out))
+    }
+
+    fn externalize_with(
+        &mut self,
+        tensor: &mut TensorProto,
+        len: u64,
+        write: impl FnOnce(&mut BufWriter<W>) -> io::Result<()>,
+    ) -> io::Result<()> {
         if len >= ALIGN_THRESHOLD {
             let padding = self.offset.next_multiple_of(ALIGNMENT) - self.offset;
             io::copy(&mut io::repeat(0).take(padding), &mut self.out)?;
             self.offset += padding;
         }
-        self.out.write_all(payload)?;
+        write(&mut self.out)?;
         let kept: Vec<StringStringEntryProto> = tensor
             .external_data
             .drain(..)

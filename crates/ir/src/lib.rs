@@ -24,6 +24,7 @@ mod arena;
 mod error;
 pub mod external;
 pub mod load;
+pub mod pending;
 pub mod save;
 mod sink;
 pub mod tensor;
@@ -36,4 +37,5 @@ pub use arena::{
 pub use error::{LoadError, LoadErrorKind, SaveError};
 pub use load::LoadOptions;
 pub use onnx_rewrite_proto as proto;
+pub use pending::PendingPayload;
 pub use save::{ExternalDataPolicy, SaveOptions, SaveSummary};

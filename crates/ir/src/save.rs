@@ -19,6 +19,7 @@ use onnx_rewrite_proto::{self as proto, Message};
 use crate::arena::{GraphId, GraphOwner, Model, NodeId};
 use crate::error::SaveError;
 use crate::external::SidecarWriter;
+use crate::pending::Placeholders;
 use crate::sink::WriteSink;
 use crate::tensor;
 use crate::walk::{self, Site};
@@ -69,7 +70,7 @@ pub struct SaveSummary {
 /// The model as a proto, tensors as loaded: external tensors are references again (their
 /// payload is not in the proto). For printing and inspection; [`save_file`] writes payloads.
 pub fn to_proto(model: &Model) -> Result<proto::ModelProto, crate::arena::InvariantError> {
-    let mut proto = build_model(model)?;
+    let mut proto = build_model(model, &mut Payloads::Compute)?;
     walk::model_tensors::<()>(&mut proto, &mut |tensor, _| {
         if tensor::is_external(tensor) {
             tensor.raw_data = None;
@@ -84,10 +85,11 @@ pub fn to_proto(model: &Model) -> Result<proto::ModelProto, crate::arena::Invari
 /// library; models over 2 GiB must be saved to a file with external data instead).
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>, SaveError> {
     let path = PathBuf::from("<memory>");
-    let mut proto = build_model(model).map_err(|source| SaveError::Invariant {
-        path: path.clone(),
-        source,
-    })?;
+    let mut proto =
+        build_model(model, &mut Payloads::Compute).map_err(|source| SaveError::Invariant {
+            path: path.clone(),
+            source,
+        })?;
     inline_all(&mut proto);
     let size = proto.encoded_len() as u64;
     if size > PROTOBUF_LIMIT {
@@ -106,10 +108,15 @@ pub fn save_file(
         let path = path.to_path_buf();
         move |source: io::Error| SaveError::Io { path, source }
     };
-    let mut proto = build_model(model).map_err(|source| SaveError::Invariant {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Pending payloads are computed as they are written: the proto holds stand-ins.
+    let mut placeholders = Placeholders::default();
+    let mut proto =
+        build_model(model, &mut Payloads::StandIn(&mut placeholders)).map_err(|source| {
+            SaveError::Invariant {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -169,7 +176,10 @@ pub fn save_file(
             let goes_external = external[index];
             index += 1;
             match (goes_external, tensor.raw_data.take()) {
-                (true, Some(payload)) => writer.externalize(tensor, &payload),
+                (true, Some(payload)) => match placeholders.payload_for(&payload) {
+                    Some(pending) => writer.externalize_pending(tensor, pending),
+                    None => writer.externalize(tensor, &payload),
+                },
                 (true, None) => Ok(()),
                 (false, payload) => {
                     tensor.raw_data = payload;
@@ -193,7 +203,7 @@ pub fn save_file(
         });
     }
     let temp = temp_file_in(&folder).map_err(io_error(path))?;
-    let mut sink = WriteSink::new(temp);
+    let mut sink = WriteSink::new(temp).computing(&placeholders);
     proto.encode(&mut sink).map_err(|e| SaveError::Io {
         path: path.to_path_buf(),
         source: io::Error::other(e),
@@ -266,41 +276,49 @@ fn temp_file_in(folder: &Path) -> io::Result<tempfile::NamedTempFile<File>> {
 
 // ---- IR → proto ---------------------------------------------------------------------------
 
-fn build_model(model: &Model) -> Result<proto::ModelProto, crate::arena::InvariantError> {
+/// What an initializer whose payload is pending gets in the proto.
+enum Payloads<'a> {
+    /// Its bytes, computed now.
+    Compute,
+    /// A stand-in, for a writer that computes the bytes where it meets it.
+    StandIn(&'a mut Placeholders),
+}
+
+fn build_model(
+    model: &Model,
+    payloads: &mut Payloads<'_>,
+) -> Result<proto::ModelProto, crate::arena::InvariantError> {
     let mut proto = model.proto.clone();
-    proto.graph = Some(build_graph(model, model.main())?);
-    proto.functions = model
-        .functions
-        .iter()
-        .map(|function| {
-            let body = model.graph(function.body);
-            check_unique_names(model, function.body)?;
-            let mut p = function.proto.clone();
-            p.input = body
-                .inputs()
-                .iter()
-                .map(|io| model.value(io.value).name().to_owned())
-                .collect();
-            p.output = body
-                .outputs()
-                .iter()
-                .map(|io| model.value(io.value).name().to_owned())
-                .collect();
-            p.node = body
-                .nodes()
-                .iter()
-                .map(|n| build_node(model, *n))
-                .collect::<Result<_, _>>()?;
-            p.value_info = value_info(model, function.body);
-            Ok(p)
-        })
-        .collect::<Result<_, crate::arena::InvariantError>>()?;
+    proto.graph = Some(build_graph(model, model.main(), payloads)?);
+    proto.functions = Vec::with_capacity(model.functions.len());
+    for function in &model.functions {
+        let body = model.graph(function.body);
+        check_unique_names(model, function.body)?;
+        let mut p = function.proto.clone();
+        p.input = body
+            .inputs()
+            .iter()
+            .map(|io| model.value(io.value).name().to_owned())
+            .collect();
+        p.output = body
+            .outputs()
+            .iter()
+            .map(|io| model.value(io.value).name().to_owned())
+            .collect();
+        p.node = Vec::with_capacity(body.nodes().len());
+        for n in body.nodes() {
+            p.node.push(build_node(model, *n, payloads)?);
+        }
+        p.value_info = value_info(model, function.body);
+        proto.functions.push(p);
+    }
     Ok(proto)
 }
 
 fn build_graph(
     model: &Model,
     id: GraphId,
+    payloads: &mut Payloads<'_>,
 ) -> Result<proto::GraphProto, crate::arena::InvariantError> {
     check_unique_names(model, id)?;
     let graph = model.graph(id);
@@ -319,6 +337,12 @@ fn build_graph(
             let value = model.value(*v);
             let mut tensor = value.initializer()?.clone();
             tensor.name = Some(value.name().to_owned());
+            if let Some(pending) = model.pending_payload(*v) {
+                tensor.raw_data = Some(match payloads {
+                    Payloads::Compute => pending.materialize(),
+                    Payloads::StandIn(placeholders) => placeholders.stand_in(pending),
+                });
+            }
             Some(tensor)
         })
         .collect();
@@ -334,11 +358,10 @@ fn build_graph(
             Some(sparse)
         })
         .collect();
-    p.node = graph
-        .nodes()
-        .iter()
-        .map(|n| build_node(model, *n))
-        .collect::<Result<_, _>>()?;
+    p.node = Vec::with_capacity(graph.nodes().len());
+    for n in graph.nodes() {
+        p.node.push(build_node(model, *n, payloads)?);
+    }
     p.value_info = value_info(model, id);
     Ok(p)
 }
@@ -358,7 +381,11 @@ fn value_info(model: &Model, graph: GraphId) -> Vec<proto::ValueInfoProto> {
         .collect()
 }
 
-fn build_node(model: &Model, id: NodeId) -> Result<proto::NodeProto, crate::arena::InvariantError> {
+fn build_node(
+    model: &Model,
+    id: NodeId,
+    payloads: &mut Payloads<'_>,
+) -> Result<proto::NodeProto, crate::arena::InvariantError> {
     let node = model.node(id);
     let name_of = |slot: &Option<crate::ValueId>| {
         slot.map_or_else(String::new, |v| model.value(v).name().to_owned())
@@ -366,20 +393,19 @@ fn build_node(model: &Model, id: NodeId) -> Result<proto::NodeProto, crate::aren
     let mut p = node.proto.clone();
     p.input = node.inputs().iter().map(name_of).collect();
     p.output = node.outputs().iter().map(name_of).collect();
-    p.attribute = node
-        .attributes
-        .iter()
-        .map(|attribute| {
-            let mut a = attribute.proto.clone();
-            a.g = attribute.graph.map(|g| build_graph(model, g)).transpose()?;
-            a.graphs = attribute
-                .graphs
-                .iter()
-                .map(|g| build_graph(model, *g))
-                .collect::<Result<_, _>>()?;
-            Ok(a)
-        })
-        .collect::<Result<_, crate::arena::InvariantError>>()?;
+    p.attribute = Vec::with_capacity(node.attributes.len());
+    for attribute in &node.attributes {
+        let mut a = attribute.proto.clone();
+        a.g = match attribute.graph {
+            Some(g) => Some(build_graph(model, g, payloads)?),
+            None => None,
+        };
+        a.graphs = Vec::with_capacity(attribute.graphs.len());
+        for g in &attribute.graphs {
+            a.graphs.push(build_graph(model, *g, payloads)?);
+        }
+        p.attribute.push(a);
+    }
     Ok(p)
 }
 

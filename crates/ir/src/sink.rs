@@ -8,24 +8,35 @@ use std::mem::MaybeUninit;
 use bytes::buf::UninitSlice;
 use bytes::{Buf, BufMut};
 
+use crate::pending::Placeholders;
+
 const BUFFER: usize = 1 << 20;
 
-pub(crate) struct WriteSink<W: Write> {
+pub(crate) struct WriteSink<'a, W: Write> {
     out: W,
+    /// Stand-ins for payloads computed as they are written (see [`crate::pending`]).
+    placeholders: Option<&'a Placeholders>,
     buffer: Vec<u8>,
     written: u64,
     /// The first write error; later writes are skipped and the caller sees this one.
     error: Option<io::Error>,
 }
 
-impl<W: Write> WriteSink<W> {
+impl<'a, W: Write> WriteSink<'a, W> {
     pub(crate) fn new(out: W) -> Self {
         Self {
             out,
+            placeholders: None,
             buffer: Vec::with_capacity(BUFFER),
             written: 0,
             error: None,
         }
+    }
+
+    /// Writes the payload a stand-in of `placeholders` stands for wherever prost puts one.
+    pub(crate) fn computing(mut self, placeholders: &'a Placeholders) -> Self {
+        self.placeholders = Some(placeholders);
+        self
     }
 
     fn flush_buffer(&mut self) {
@@ -52,7 +63,7 @@ impl<W: Write> WriteSink<W> {
 // SAFETY: `chunk_mut` hands out only the vector's spare capacity, and `advance_mut` only ever
 // extends the length over bytes the caller has just initialized in that spare capacity (the
 // `BufMut` contract), never past the capacity.
-unsafe impl<W: Write> BufMut for WriteSink<W> {
+unsafe impl<W: Write + Send> BufMut for WriteSink<'_, W> {
     fn remaining_mut(&self) -> usize {
         usize::MAX - self.buffer.len()
     }
@@ -76,7 +87,15 @@ unsafe impl<W: Write> BufMut for WriteSink<W> {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        if src.len() >= BUFFER / 4 {
+        if let Some(payload) = self.placeholders.and_then(|p| p.payload_for(src)) {
+            self.flush_buffer();
+            if self.error.is_none()
+                && let Err(e) = payload.write_to(&mut self.out)
+            {
+                self.error = Some(e);
+            }
+            self.written += src.len() as u64;
+        } else if src.len() >= BUFFER / 4 {
             self.flush_buffer();
             if self.error.is_none()
                 && let Err(e) = self.out.write_all(src)

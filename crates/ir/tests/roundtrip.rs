@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use onnx_rewrite_ir::load::{load_bytes, load_file};
 use onnx_rewrite_ir::save::{save_file, to_bytes, to_proto};
-use onnx_rewrite_ir::{ExternalDataPolicy, LoadErrorKind, LoadOptions, SaveOptions};
+use onnx_rewrite_ir::{
+    ExternalDataPolicy, LoadErrorKind, LoadOptions, PendingPayload, SaveOptions,
+};
 use onnx_rewrite_proto::tensor_proto::{DataLocation, DataType};
 use onnx_rewrite_proto::*;
 
@@ -519,4 +521,128 @@ fn a_failed_save_leaves_the_destination_untouched() {
         "no temporary file is left behind"
     );
     assert_eq!(std::fs::read(&out).unwrap(), rich_model().encode_to_vec());
+}
+
+#[test]
+fn a_pending_payload_is_computed_into_every_kind_of_output() {
+    // 3 MiB of bytes that are a function of their offset, in a main-graph initializer and in
+    // an If branch's, standing for what a pass would derive from a tensor it has.
+    const LEN: usize = 3 << 20;
+    let byte = |i: usize| (i.wrapping_mul(31) % 253) as u8;
+    let want: Vec<u8> = (0..LEN).map(byte).collect();
+    let branch = |name: &str| GraphProto {
+        name: s(name),
+        node: vec![node("Identity", &["b"], &[&format!("{name}_out")])],
+        initializer: vec![float_tensor("b", &[1], &[0.0])],
+        output: vec![info(&format!("{name}_out"), TypeProto::default())],
+        ..Default::default()
+    };
+    let mut if_node = node("If", &["c"], &["z"]);
+    for (key, name) in [("then_branch", "then"), ("else_branch", "else")] {
+        if_node.attribute.push(AttributeProto {
+            name: s(key),
+            r#type: Some(attribute_proto::AttributeType::Graph as i32),
+            g: Some(branch(name)),
+            ..Default::default()
+        });
+    }
+    let mut proto = simple_graph(
+        vec![node("Add", &["x", "w"], &["y"]), if_node],
+        &["x", "c"],
+        &["y", "z"],
+    );
+    proto
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .push(float_tensor("w", &[1], &[0.0]));
+    let mut model = load_bytes(
+        Bytes::from(proto.encode_to_vec()),
+        None,
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let w = model.graph(model.main()).initializers()[0];
+    let then_graph = model
+        .node(model.graph(model.main()).nodes()[1])
+        .subgraphs()
+        .next()
+        .unwrap();
+    let b = model.graph(then_graph).initializers()[0];
+    for v in [w, b] {
+        let tensor = TensorProto {
+            dims: vec![(LEN / 2) as i64],
+            data_type: Some(DataType::Float16 as i32),
+            ..Default::default()
+        };
+        let payload = PendingPayload::new(LEN, 2, move |offset, out| {
+            for (i, x) in out.iter_mut().enumerate() {
+                *x = byte(offset + i);
+            }
+        });
+        model.set_pending_initializer(v, tensor, payload);
+    }
+    // Until computed, a reader sees no bytes, never wrong ones.
+    assert_eq!(model.value(w).initializer().unwrap().raw_data, None);
+
+    let payloads = |decoded: &ModelProto| -> Vec<Vec<u8>> {
+        let g = decoded.graph.as_ref().unwrap();
+        let then = g.node[1]
+            .attribute
+            .iter()
+            .find(|a| a.name() == "then_branch")
+            .unwrap();
+        vec![
+            g.initializer[0]
+                .raw_data
+                .as_deref()
+                .unwrap_or_default()
+                .to_vec(),
+            then.g.as_ref().unwrap().initializer[0]
+                .raw_data
+                .as_deref()
+                .unwrap_or_default()
+                .to_vec(),
+        ]
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let inline = dir.path().join("inline.onnx");
+    save_file(&model, &inline, &SaveOptions::default()).unwrap();
+    let decoded = ModelProto::decode(std::fs::read(&inline).unwrap().as_slice()).unwrap();
+    assert_eq!(
+        payloads(&decoded),
+        [want.clone(), want.clone()],
+        "streamed inline"
+    );
+
+    let external = dir.path().join("external.onnx");
+    let options = SaveOptions {
+        external_data: ExternalDataPolicy::Always,
+        ..Default::default()
+    };
+    save_file(&model, &external, &options).unwrap();
+    let reloaded = load_file(&external, &LoadOptions::default()).unwrap();
+    let bytes_of = |m: &onnx_rewrite_ir::Model, v| {
+        m.value(v)
+            .initializer()
+            .unwrap()
+            .raw_data
+            .as_deref()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(bytes_of(&reloaded, w), want, "streamed to the sidecar");
+    assert_eq!(bytes_of(&reloaded, b), want, "streamed to the sidecar");
+
+    let in_memory = ModelProto::decode(to_bytes(&model).unwrap().as_slice()).unwrap();
+    assert_eq!(
+        payloads(&in_memory),
+        [want.clone(), want.clone()],
+        "computed in memory"
+    );
+
+    model.materialize_pending();
+    assert!(!model.has_pending_payloads());
+    assert_eq!(bytes_of(&model, w), want, "materialized");
 }

@@ -170,6 +170,10 @@ impl Pipeline {
         };
         for (index, pass) in self.passes.iter().enumerate() {
             on_pass(index, pass.name());
+            // A pass reads the bytes the one before it left pending.
+            if model.has_pending_payloads() {
+                model.materialize_pending();
+            }
             report.passes.push(pass.run(model, cx)?);
             after_pass(index, model);
         }

@@ -174,6 +174,10 @@ pub fn apply(
                 source,
             },
         })?;
+    // Verification and the before/after pages read the weights.
+    if request.verify.is_some() || request.regions {
+        model.materialize_pending();
+    }
     let verify = match (&request.verify, specs) {
         (Some(options), Some(specs)) => {
             // tract reads a serialized model; this copy of the weights exists only under --verify.

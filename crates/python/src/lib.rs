@@ -119,6 +119,8 @@ fn prepare(s: &Settings) -> PyResult<Prepared> {
             },
             trace: s.trace_rules,
             options,
+            // The model is handed back to Python, which may read any tensor.
+            pending_payloads: false,
         },
         request,
     })

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use onnx_rewrite_ir::PendingPayload;
 use onnx_rewrite_proto::TensorProto;
 use onnx_rewrite_proto::tensor_proto::DataType;
 use rayon::prelude::*;
@@ -72,6 +73,37 @@ pub(crate) fn tensor(tensor: &TensorProto, target: Target) -> Option<TensorProto
     out.float_data.clear();
     out.raw_data = Some(bytes);
     Some(out)
+}
+
+/// Payloads at least this large (after conversion) may be left pending.
+const PENDING_FROM: usize = 4 << 20;
+
+/// Like [`tensor`], for a large raw payload the converted bytes left pending: computed from
+/// the float32 bytes (shared, not copied) as the model is saved. `None` where [`tensor`] is
+/// the way (small, typed fields, not float32, malformed).
+pub(crate) fn pending_tensor(
+    tensor: &TensorProto,
+    target: Target,
+) -> Option<(TensorProto, PendingPayload)> {
+    if tensor.data_type() != DataType::Float as i32 {
+        return None;
+    }
+    onnx_rewrite_ir::tensor::check_payload(tensor).ok()?;
+    let source = tensor.raw_data.clone()?;
+    let len = source.len() / 2;
+    if len < PENDING_FROM {
+        return None;
+    }
+    let payload = PendingPayload::new(len, 2, move |offset, out| {
+        // In range by construction (offset + out.len() ≤ len); a miss would leave zeros.
+        if let Some(src) = source.get(offset * 2..(offset + out.len()) * 2) {
+            convert_into(src, out, target);
+        }
+    });
+    let mut out = tensor.clone();
+    out.data_type = Some(target.dtype() as i32);
+    out.raw_data = None;
+    Some((out, payload))
 }
 
 fn convert_raw(src: &[u8], target: Target) -> Bytes {

@@ -144,7 +144,7 @@ impl Pass for Fp16Pass {
                 })
             })
             .collect();
-        let stats = rewrite::apply(model, &plan);
+        let stats = rewrite::apply(model, &plan, cx.pending_payloads);
         report.nodes_after = count_nodes(model);
         let type_name = match options.target {
             Target::Float16 => "float16",

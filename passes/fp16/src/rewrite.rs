@@ -5,7 +5,9 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_ir::{Attribute, GraphId, Model, NodeId, Use, ValueDef, ValueId, ValueInfoEntry};
+use onnx_rewrite_ir::{
+    Attribute, GraphId, Model, NodeId, PendingPayload, Use, ValueDef, ValueId, ValueInfoEntry,
+};
 use onnx_rewrite_proto::attribute_proto::AttributeType;
 use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto, type_proto};
@@ -98,12 +100,14 @@ fn set_int(model: &mut Model, node: NodeId, name: &str, value: i64) {
     }
 }
 
-pub(crate) fn apply(model: &mut Model, plan: &Plan) -> Stats {
+/// `pending`: large converted initializers may be left pending (see
+/// [`onnx_rewrite_egraph::pass::PassContext::pending_payloads`]).
+pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
     let mut stats = Stats::default();
     let mut names = Names::of(model);
     let target = plan.target;
     retype_attributes(model, plan);
-    convert_initializers(model, plan, &mut stats);
+    convert_initializers(model, plan, pending, &mut stats);
 
     // The float32 values of the scope, in a deterministic order: graph inputs and initializers,
     // then node outputs in the global order.
@@ -149,7 +153,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan) -> Stats {
             };
             let graph = model.value(v).graph();
             let replacement = if to == Precision::Low && plan.dual.contains(&v) {
-                low_copy(model, v, target, &mut names, &mut stats)
+                low_copy(model, v, target, pending, &mut names, &mut stats)
             } else {
                 None
             };
@@ -262,6 +266,7 @@ fn low_copy(
     model: &mut Model,
     value: ValueId,
     target: Target,
+    pending: bool,
     names: &mut Names,
     stats: &mut Stats,
 ) -> Option<(ValueId, Option<NodeId>)> {
@@ -270,11 +275,22 @@ fn low_copy(
     let name = names.fresh(&format!("{}_{}", v.name(), target.suffix()));
     match v.def() {
         ValueDef::Initializer => {
-            let mut t = convert::tensor(v.initializer()?, target)?;
-            stats.bytes_converted += t.raw_data.as_ref().map_or(0, |r| r.len() as u64);
+            let source = v.initializer()?;
+            let (mut t, payload) = match pending
+                .then(|| convert::pending_tensor(source, target))
+                .flatten()
+            {
+                Some((t, payload)) => (t, Some(payload)),
+                None => (convert::tensor(source, target)?, None),
+            };
+            stats.bytes_converted += converted_len(&t, payload.as_ref());
             t.name = Some(name.clone());
             stats.initializers_copied += 1;
-            Some((model.add_initializer(graph, name, t), None))
+            let copy = model.add_initializer(graph, name, t.clone());
+            if let Some(payload) = payload {
+                model.set_pending_initializer(copy, t, payload);
+            }
+            Some((copy, None))
         }
         ValueDef::Node { node, .. } => {
             let attribute = low_constant(model, node, target)?;
@@ -371,7 +387,7 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
 
 /// Float32 initializers read only in low precision become low precision (same name), converted
 /// in parallel.
-fn convert_initializers(model: &mut Model, plan: &Plan, stats: &mut Stats) {
+fn convert_initializers(model: &mut Model, plan: &Plan, pending: bool, stats: &mut Stats) {
     let mut jobs: Vec<ValueId> = Vec::new();
     for &graph in &plan.scope.graphs {
         for &v in model.graph(graph).initializers() {
@@ -383,24 +399,42 @@ fn convert_initializers(model: &mut Model, plan: &Plan, stats: &mut Stats) {
         }
     }
     let model_ref: &Model = model;
-    let converted: Vec<(ValueId, Option<TensorProto>)> = jobs
+    type Converted = (TensorProto, Option<PendingPayload>);
+    let converted: Vec<(ValueId, Option<Converted>)> = jobs
         .par_iter()
         .map(|v| {
-            let t = model_ref
-                .value(*v)
-                .initializer()
-                .and_then(|t| convert::tensor(t, plan.target));
+            let source = model_ref.value(*v).initializer();
+            let t = match source
+                .filter(|_| pending)
+                .and_then(|t| convert::pending_tensor(t, plan.target))
+            {
+                Some((t, payload)) => Some((t, Some(payload))),
+                None => source
+                    .and_then(|t| convert::tensor(t, plan.target))
+                    .map(|t| (t, None)),
+            };
             (*v, t)
         })
         .collect();
     for (v, t) in converted {
         // A tensor that would not convert (a malformed payload) cannot be: the plan made it
         // low only for well-formed float32 data, which always converts.
-        if let Some(t) = t {
-            stats.bytes_converted += t.raw_data.as_ref().map_or(0, |r| r.len() as u64);
+        if let Some((t, payload)) = t {
+            stats.bytes_converted += converted_len(&t, payload.as_ref());
             stats.initializers_converted += 1;
-            model.set_initializer(v, t);
+            match payload {
+                Some(payload) => model.set_pending_initializer(v, t, payload),
+                None => model.set_initializer(v, t),
+            }
         }
+    }
+}
+
+/// Bytes of a converted tensor's payload, computed or pending.
+fn converted_len(t: &TensorProto, pending: Option<&PendingPayload>) -> u64 {
+    match pending {
+        Some(payload) => payload.len() as u64,
+        None => t.raw_data.as_ref().map_or(0, |r| r.len() as u64),
     }
 }
 

@@ -402,3 +402,52 @@ fn scatter_reductions_that_select_convert_where_onnxruntime_runs_them() {
         );
     }
 }
+
+#[test]
+fn large_weights_are_converted_as_the_model_is_saved() {
+    // A 4 MiB float16 weight (2 Mi elements) is left pending when the caller allows it: the
+    // file written holds the same bytes as the conversion done in memory.
+    let mut before = model(&format!(
+        "{}\n{}",
+        header(17),
+        r#"g (float[1,1024] x) => (float[1,2048] y) <float[1,1] w = {0.5}> {
+   [matmul] y = MatMul (x, w)
+}"#
+    ));
+    let w = before.graph(before.main()).initializers()[0];
+    let values: Vec<u8> = (0..1024 * 2048)
+        .flat_map(|i| ((i % 4099) as f32 * 0.37 - 700.0).to_le_bytes())
+        .collect();
+    let mut tensor = before.value(w).initializer().expect("w").clone();
+    tensor.dims = vec![1024, 2048];
+    tensor.raw_data = Some(values.into());
+    tensor.float_data.clear();
+    before.set_initializer(w, tensor);
+
+    let mut eager = before.clone();
+    Fp16Pass
+        .run(&mut eager, &PassContext::default())
+        .expect("fp16 runs");
+    assert!(!eager.has_pending_payloads());
+    let mut lazy = before.clone();
+    let cx = PassContext {
+        pending_payloads: true,
+        ..PassContext::default()
+    };
+    let report = Fp16Pass.run(&mut lazy, &cx).expect("fp16 runs");
+    assert!(lazy.has_pending_payloads());
+    assert_eq!(report.details["bytes_converted"], 1024 * 2048 * 2);
+
+    let want = onnx_rewrite_ir::save::to_bytes(&eager).expect("serializes");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lazy.onnx");
+    onnx_rewrite_ir::save::save_file(&lazy, &path, &Default::default()).expect("saves");
+    assert!(
+        std::fs::read(&path).expect("written") == want,
+        "streamed file"
+    );
+    assert!(
+        onnx_rewrite_ir::save::to_bytes(&lazy).expect("serializes") == want,
+        "in memory"
+    );
+}
