@@ -221,6 +221,12 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
         return;
     }
     model.rename_value(new_out, out_name);
+    // A declared type of the steps now declares the Cast's output (which the plan may retype).
+    for entry in &mut model.graph_mut(graph).value_info {
+        if entry.value == Some(old_out) {
+            entry.value = Some(new_out);
+        }
+    }
     // The float bounds nothing else reads go with the float Range.
     for old in old_inputs.into_iter().flatten() {
         remove_if_unread(model, old);

@@ -22,10 +22,10 @@ fn kept(report: &PassReport, reason: &str) -> u64 {
 }
 
 /// `cos(k · n · 2π/N)` over `n` in `Range(0, N)`, as the expanded window functions compute it,
-/// with the angle scaled by `k`.
+/// with the angle scaled by `k` (the steps `n` have a declared type).
 fn window(k: f32) -> String {
     format!(
-        r#"g (int64 size) => (float[N] y) <float zero = {{0}}, float one = {{1}}, float tau = {{6.2831855}}, float k = {{{k}}}, float half = {{0.5}}> {{
+        r#"g (int64 size) => (float[N] y) <float zero = {{0}}, float one = {{1}}, float tau = {{6.2831855}}, float k = {{{k}}}, float half = {{0.5}}, float[N] n> {{
    [size_f] nf = Cast <to: int = 1> (size)
    [range] n = Range (zero, nf, one)
    [step] d = Div (tau, nf)
@@ -52,6 +52,8 @@ fn a_window_angle_is_small_and_converts() {
     );
     assert!(t.contains("[range] n = Cast <to: int = 10> (n_int)"), "{t}");
     assert!(t.contains("[angle] a = Mul (n, d)"), "{t}");
+    // The declared type follows: `n` is float16 now.
+    assert!(t.contains("float16[N] n,"), "{t}");
     assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
 }
 
