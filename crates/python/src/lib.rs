@@ -119,7 +119,7 @@ fn prepare(s: &Settings) -> PyResult<Prepared> {
             },
             trace: s.trace_rules,
             options,
-            // The model is handed back to Python, which may read any tensor.
+            // Off unless the model goes straight to a file (`apply_path`).
             pending_payloads: false,
         },
         request,
@@ -253,7 +253,9 @@ fn apply_path(
     external_data: &str,
     in_place: bool,
 ) -> PyResult<String> {
-    let prepared = prepare(&settings)?;
+    let mut prepared = prepare(&settings)?;
+    // The model goes straight to `save_file`, which computes pending payloads as it writes.
+    prepared.cx.pending_payloads = true;
     let policy = match external_data {
         "as-loaded" => ExternalDataPolicy::AsLoaded,
         "always" => ExternalDataPolicy::Always,
