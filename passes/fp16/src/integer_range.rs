@@ -40,10 +40,20 @@ pub(crate) fn has_range(model: &Model) -> bool {
     })
 }
 
-/// Rewrites every float32 `Range` whose three bounds are whole numbers; returns how many.
-pub(crate) fn apply(model: &mut Model) -> Result<usize, PassError> {
+/// What [`apply`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Rewritten {
+    /// Float `Range` nodes now computed in integers.
+    pub ranges: usize,
+    /// Float `Constant` nodes (bounds) that went with them.
+    pub removed_constants: usize,
+}
+
+/// Rewrites every float32 `Range` whose three bounds are whole numbers.
+pub(crate) fn apply(model: &mut Model) -> Result<Rewritten, PassError> {
+    let mut done = Rewritten::default();
     if !has_range(model) {
-        return Ok(0);
+        return Ok(done);
     }
     let scope = Scope::of(model)?;
     let types = Types::infer(model, &scope);
@@ -53,14 +63,14 @@ pub(crate) fn apply(model: &mut Model) -> Result<usize, PassError> {
         .filter_map(|&node| Some((node, whole_bounds(model, &types, node)?)))
         .collect();
     if ranges.is_empty() {
-        return Ok(0);
+        return Ok(done);
     }
     let mut names = Names::of(model);
-    let count = ranges.len();
+    done.ranges = ranges.len();
     let mut graphs: Vec<GraphId> = Vec::new();
     for (node, bounds) in ranges {
         graphs.push(model.node(node).graph());
-        rewrite(model, node, bounds, &mut names);
+        done.removed_constants += rewrite(model, node, bounds, &mut names);
     }
     // New nodes were appended to their graph: put each graph back in topological order.
     graphs.sort();
@@ -71,7 +81,7 @@ pub(crate) fn apply(model: &mut Model) -> Result<usize, PassError> {
             let _ = model.set_node_order(graph, order);
         }
     }
-    Ok(count)
+    Ok(done)
 }
 
 fn whole_bounds(model: &Model, types: &Types, node: NodeId) -> Option<[Bound; 3]> {
@@ -134,12 +144,13 @@ fn common_type(bounds: &[Bound; 3]) -> DataType {
     }
 }
 
-fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Names) {
+/// Returns how many `Constant` nodes (float bounds nothing else reads) it removed.
+fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Names) -> usize {
     let graph = model.node(node).graph();
     let dtype = common_type(&bounds);
     let old_inputs: Vec<Option<ValueId>> = model.node(node).inputs().to_vec();
     let Some(old_out) = model.node(node).outputs().first().copied().flatten() else {
-        return;
+        return 0;
     };
     let range_name = model.node(node).name().to_owned();
     let out_name = model.value(old_out).name().to_owned();
@@ -214,11 +225,11 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
         vec![int_attribute("to", DataType::Float as i64)],
     );
     let Some(new_out) = model.node(to_float).outputs()[0] else {
-        return;
+        return 0;
     };
     model.replace_all_uses(old_out, new_out);
     if model.remove_node(node).is_err() {
-        return;
+        return 0;
     }
     model.rename_value(new_out, out_name);
     // A declared type of the steps now declares the Cast's output (which the plan may retype).
@@ -228,28 +239,34 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
         }
     }
     // The float bounds nothing else reads go with the float Range.
-    for old in old_inputs.into_iter().flatten() {
-        remove_if_unread(model, old);
-    }
+    let mut old_inputs: Vec<ValueId> = old_inputs.into_iter().flatten().collect();
+    old_inputs.dedup();
+    old_inputs
+        .into_iter()
+        .filter(|v| remove_if_unread(model, *v))
+        .count()
 }
 
-/// Removes a `Constant` node or an initializer that nothing reads any more.
-fn remove_if_unread(model: &mut Model, value: ValueId) {
+/// Removes a `Constant` node or an initializer that nothing reads any more; says whether it
+/// removed a node.
+fn remove_if_unread(model: &mut Model, value: ValueId) -> bool {
     let v = model.value(value);
     if !v.uses().is_empty() {
-        return;
+        return false;
     }
     match v.def() {
         ValueDef::Node { node, .. } => {
             let n = model.node(node);
-            if n.domain().is_empty() && n.op_type() == "Constant" {
-                let _ = model.remove_node(node);
-            }
+            n.domain().is_empty()
+                && n.op_type() == "Constant"
+                && !n.is_removed()
+                && model.remove_node(node).is_ok()
         }
         ValueDef::Initializer => {
             let _ = model.remove_initializer(value);
+            false
         }
-        _ => {}
+        _ => false,
     }
 }
 

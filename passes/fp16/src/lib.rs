@@ -74,9 +74,10 @@ impl Pass for Fp16Pass {
     fn survey(&self, model: &Model) -> Option<String> {
         // What `run` would see: the float Ranges over whole numbers already in integers.
         let rewritten;
+        let mut integer_ranges = integer_range::Rewritten::default();
         let model = if integer_range::has_range(model) {
             let mut copy = model.clone();
-            integer_range::apply(&mut copy).ok()?;
+            integer_ranges = integer_range::apply(&mut copy).ok()?;
             rewritten = copy;
             &rewritten
         } else {
@@ -84,7 +85,9 @@ impl Pass for Fp16Pass {
         };
         let plan = Plan::new(model, &Options::default()).ok()?;
         let census = plan.census(model);
-        if census.float_nodes == 0 {
+        // The float bounds the integer Ranges no longer read were float nodes before.
+        let float_nodes = census.float_nodes + integer_ranges.removed_constants;
+        if float_nodes == 0 {
             return None;
         }
         let rotary = census.kept.get("rotary").copied().unwrap_or(0);
@@ -95,12 +98,18 @@ impl Pass for Fp16Pass {
             .unwrap_or(0);
         let mut survey = format!(
             "{} float32 node(s), {} would become float16; rotary chain: {rotary} node(s) kept float32; integer-derived arithmetic: {positional}",
-            census.float_nodes, census.low_nodes
+            float_nodes, census.low_nodes
         );
         if census.small_angles > 0 {
             survey.push_str(&format!(
                 "; {} trig node(s) of positions with an angle proved at most 4π (window functions) would convert",
                 census.small_angles
+            ));
+        }
+        if integer_ranges.ranges > 0 {
+            survey.push_str(&format!(
+                "; {} float Range(s) over whole numbers would count in integers",
+                integer_ranges.ranges
             ));
         }
         Some(survey)
@@ -161,9 +170,10 @@ impl Pass for Fp16Pass {
                 census.small_angles
             ));
         }
-        if integer_ranges > 0 {
+        if integer_ranges.ranges > 0 {
             report.notes.push(format!(
-                "{integer_ranges} float Range node(s) over whole numbers computed in integers and cast (exact steps at every length)"
+                "{} float Range node(s) over whole numbers computed in integers and cast (exact steps at every length)",
+                integer_ranges.ranges
             ));
         }
         for (node, reason) in &census.kept_nodes {
@@ -185,7 +195,10 @@ impl Pass for Fp16Pass {
             options.target_ep.map_or("any", |ep| ep.name()).into(),
         );
         put("keep_io_types", options.keep_io_types.into());
-        put("float_nodes_before", census.float_nodes.into());
+        put(
+            "float_nodes_before",
+            (census.float_nodes + integer_ranges.removed_constants).into(),
+        );
         put("nodes_now_low_precision", census.low_nodes.into());
         put(
             "kept_float32",
@@ -193,7 +206,7 @@ impl Pass for Fp16Pass {
         );
         put("kept_float32_nodes", kept_nodes.into());
         put("small_angles_converted", census.small_angles.into());
-        put("ranges_in_integers", integer_ranges.into());
+        put("ranges_in_integers", integer_ranges.ranges.into());
         put("casts_inserted", stats.casts.into());
         put(
             "initializers_converted",
