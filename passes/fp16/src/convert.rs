@@ -54,11 +54,8 @@ const CHUNK: usize = 1 << 14;
 /// `tensor` (float32) as a `target` tensor with the same name, dims and storage location.
 /// `None` when it is not a float32 tensor with a well-formed payload.
 pub(crate) fn tensor(tensor: &TensorProto, target: Target) -> Option<TensorProto> {
-    if tensor.data_type() != DataType::Float as i32 {
-        return None;
-    }
-    onnx_rewrite_ir::tensor::check_payload(tensor).ok()?;
-    let bytes = match &tensor.raw_data {
+    let mut out = retyped(tensor, target)?;
+    out.raw_data = Some(match &tensor.raw_data {
         Some(raw) => convert_raw(raw, target),
         None => {
             let mut raw = Vec::with_capacity(tensor.float_data.len() * 4);
@@ -67,43 +64,71 @@ pub(crate) fn tensor(tensor: &TensorProto, target: Target) -> Option<TensorProto
             }
             convert_raw(&raw, target)
         }
-    };
-    let mut out = tensor.clone();
-    out.data_type = Some(target.dtype() as i32);
-    out.float_data.clear();
-    out.raw_data = Some(bytes);
+    });
     Some(out)
 }
 
 /// Payloads at least this large (after conversion) may be left pending.
 const PENDING_FROM: usize = 4 << 20;
 
-/// Like [`tensor`], for a large raw payload the converted bytes left pending: computed from
-/// the float32 bytes (shared, not copied) as the model is saved. `None` where [`tensor`] is
-/// the way (small, typed fields, not float32, malformed).
-pub(crate) fn pending_tensor(
+/// A converted initializer: its tensor, and the bytes when they are left pending.
+pub(crate) struct Converted {
+    pub tensor: TensorProto,
+    pub pending: Option<PendingPayload>,
+}
+
+impl Converted {
+    /// Bytes of the converted payload, computed or pending.
+    pub fn payload_len(&self) -> u64 {
+        match &self.pending {
+            Some(payload) => payload.len() as u64,
+            None => self.tensor.raw_data.as_ref().map_or(0, |r| r.len() as u64),
+        }
+    }
+}
+
+/// Like [`tensor`]; with `allow_pending`, a large raw payload's converted bytes are left
+/// pending: computed from the float32 bytes (shared, not copied) as the model is saved.
+pub(crate) fn initializer(
     tensor: &TensorProto,
     target: Target,
-) -> Option<(TensorProto, PendingPayload)> {
-    if tensor.data_type() != DataType::Float as i32 {
-        return None;
-    }
-    onnx_rewrite_ir::tensor::check_payload(tensor).ok()?;
-    let source = tensor.raw_data.clone()?;
-    let len = source.len() / 2;
-    if len < PENDING_FROM {
-        return None;
-    }
-    let payload = PendingPayload::new(len, 2, move |offset, out| {
+    allow_pending: bool,
+) -> Option<Converted> {
+    let source = tensor
+        .raw_data
+        .clone()
+        .filter(|raw| allow_pending && raw.len() / 2 >= PENDING_FROM);
+    let Some(source) = source else {
+        return self::tensor(tensor, target).map(|tensor| Converted {
+            tensor,
+            pending: None,
+        });
+    };
+    let out = retyped(tensor, target)?;
+    let payload = PendingPayload::new(source.len() / 2, 2, move |offset, out| {
         // In range by construction (offset + out.len() ≤ len); a miss would leave zeros.
         if let Some(src) = source.get(offset * 2..(offset + out.len()) * 2) {
             convert_into(src, out, target);
         }
     });
+    Some(Converted {
+        tensor: out,
+        pending: Some(payload),
+    })
+}
+
+/// `tensor`'s header as a `target` tensor, without a payload; `None` when it is not a float32
+/// tensor with a well-formed payload.
+fn retyped(tensor: &TensorProto, target: Target) -> Option<TensorProto> {
+    if tensor.data_type() != DataType::Float as i32 {
+        return None;
+    }
+    onnx_rewrite_ir::tensor::check_payload(tensor).ok()?;
     let mut out = tensor.clone();
     out.data_type = Some(target.dtype() as i32);
+    out.float_data.clear();
     out.raw_data = None;
-    Some((out, payload))
+    Some(out)
 }
 
 fn convert_raw(src: &[u8], target: Target) -> Bytes {

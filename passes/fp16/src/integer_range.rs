@@ -15,7 +15,7 @@
 use onnx_rewrite_egraph::pass::PassError;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
 use onnx_rewrite_proto::tensor_proto::DataType;
-use onnx_rewrite_proto::{NodeProto, TensorProto};
+use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto};
 
 use crate::constants;
 use crate::rewrite::{Names, int_attribute, tensor_attribute};
@@ -166,65 +166,54 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
                     raw_data: Some(integer_bytes(x, dtype).into()),
                     ..Default::default()
                 };
-                let constant = model.add_node(
-                    graph,
-                    NodeProto {
-                        name: Some(names.fresh(&name)),
-                        op_type: Some("Constant".into()),
-                        ..Default::default()
-                    },
-                    &[],
-                    &[Some(name)],
-                    vec![tensor_attribute("value", t)],
-                );
-                model.node(constant).outputs()[0]
+                let node_name = names.fresh(&name);
+                let value = vec![tensor_attribute("value", t)];
+                add(model, graph, "Constant", Some(node_name), &[], name, value)
             }
             Bound::Integer(source, from) if from == dtype => Some(source),
             Bound::Integer(source, _) => {
                 let name = names.fresh(&format!("{base}_int"));
-                let cast = model.add_node(
+                let node_name = names.fresh(&format!("{name}_cast"));
+                let to = vec![int_attribute("to", dtype as i64)];
+                add(
+                    model,
                     graph,
-                    NodeProto {
-                        name: Some(names.fresh(&format!("{name}_cast"))),
-                        op_type: Some("Cast".into()),
-                        ..Default::default()
-                    },
+                    "Cast",
+                    Some(node_name),
                     &[Some(source)],
-                    &[Some(name)],
-                    vec![int_attribute("to", dtype as i64)],
-                );
-                model.node(cast).outputs()[0]
+                    name,
+                    to,
+                )
             }
         };
         inputs.push(value);
     }
-    let steps = names.fresh(&format!("{out_name}_int"));
     // The Cast takes the Range's name (it produces what the Range did); unnamed stays unnamed.
-    let range_int_name =
-        (!range_name.is_empty()).then(|| names.fresh(&format!("{range_name}_int")));
-    let range = model.add_node(
+    let steps_name = names.fresh(&format!("{out_name}_int"));
+    let named = !range_name.is_empty();
+    let range_int_name = named.then(|| names.fresh(&format!("{range_name}_int")));
+    let steps = add(
+        model,
         graph,
-        NodeProto {
-            name: range_int_name,
-            op_type: Some("Range".into()),
-            ..Default::default()
-        },
+        "Range",
+        range_int_name,
         &inputs,
-        &[Some(steps)],
+        steps_name,
         Vec::new(),
     );
-    let to_float = model.add_node(
+    let to_float = vec![int_attribute("to", DataType::Float as i64)];
+    let float_name = names.fresh(&format!("{out_name}_float"));
+    let cast_name = named.then_some(range_name);
+    let new_out = add(
+        model,
         graph,
-        NodeProto {
-            name: (!range_name.is_empty()).then_some(range_name),
-            op_type: Some("Cast".into()),
-            ..Default::default()
-        },
-        &[model.node(range).outputs()[0]],
-        &[Some(names.fresh(&format!("{out_name}_float")))],
-        vec![int_attribute("to", DataType::Float as i64)],
+        "Cast",
+        cast_name,
+        &[steps],
+        float_name,
+        to_float,
     );
-    let Some(new_out) = model.node(to_float).outputs()[0] else {
+    let Some(new_out) = new_out else {
         return 0;
     };
     model.replace_all_uses(old_out, new_out);
@@ -239,16 +228,34 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
         }
     }
     // The float bounds nothing else reads go with the float Range.
-    let mut old_inputs: Vec<ValueId> = old_inputs.into_iter().flatten().collect();
-    old_inputs.dedup();
     old_inputs
         .into_iter()
+        .flatten()
         .filter(|v| remove_if_unread(model, *v))
         .count()
 }
 
-/// Removes a `Constant` node or an initializer that nothing reads any more; says whether it
-/// removed a node.
+/// Appends a standard `op` node with one output, `output`, to `graph`; returns that output.
+fn add(
+    model: &mut Model,
+    graph: GraphId,
+    op: &str,
+    name: Option<String>,
+    inputs: &[Option<ValueId>],
+    output: String,
+    attributes: Vec<AttributeProto>,
+) -> Option<ValueId> {
+    let header = NodeProto {
+        name,
+        op_type: Some(op.into()),
+        ..Default::default()
+    };
+    let node = model.add_node(graph, header, inputs, &[Some(output)], attributes);
+    model.node(node).outputs()[0]
+}
+
+/// Removes a `Constant` node or an initializer that nothing reads any more (a bound read twice
+/// is met twice: the second time it is gone); says whether it removed a node.
 fn remove_if_unread(model: &mut Model, value: ValueId) -> bool {
     let v = model.value(value);
     if !v.uses().is_empty() {

@@ -5,15 +5,13 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_ir::{
-    Attribute, GraphId, Model, NodeId, PendingPayload, Use, ValueDef, ValueId, ValueInfoEntry,
-};
+use onnx_rewrite_ir::{Attribute, GraphId, Model, NodeId, Use, ValueDef, ValueId, ValueInfoEntry};
 use onnx_rewrite_proto::attribute_proto::AttributeType;
 use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto, type_proto};
 use rayon::prelude::*;
 
-use crate::convert::{self, Target};
+use crate::convert::{self, Converted, Target};
 use crate::plan::{Kind, Plan, Precision};
 use crate::ports::Role;
 
@@ -275,21 +273,12 @@ fn low_copy(
     let name = names.fresh(&format!("{}_{}", v.name(), target.suffix()));
     match v.def() {
         ValueDef::Initializer => {
-            let source = v.initializer()?;
-            let (mut t, payload) = match pending
-                .then(|| convert::pending_tensor(source, target))
-                .flatten()
-            {
-                Some((t, payload)) => (t, Some(payload)),
-                None => (convert::tensor(source, target)?, None),
-            };
-            stats.bytes_converted += converted_len(&t, payload.as_ref());
-            t.name = Some(name.clone());
+            let mut converted = convert::initializer(v.initializer()?, target, pending)?;
+            converted.tensor.name = Some(name.clone());
+            stats.bytes_converted += converted.payload_len();
             stats.initializers_copied += 1;
-            let copy = model.add_initializer(graph, name, t.clone());
-            if let Some(payload) = payload {
-                model.set_pending_initializer(copy, t, payload);
-            }
+            let copy = model.add_initializer(graph, name, TensorProto::default());
+            store(model, copy, converted);
             Some((copy, None))
         }
         ValueDef::Node { node, .. } => {
@@ -399,42 +388,32 @@ fn convert_initializers(model: &mut Model, plan: &Plan, pending: bool, stats: &m
         }
     }
     let model_ref: &Model = model;
-    type Converted = (TensorProto, Option<PendingPayload>);
     let converted: Vec<(ValueId, Option<Converted>)> = jobs
         .par_iter()
         .map(|v| {
-            let source = model_ref.value(*v).initializer();
-            let t = match source
-                .filter(|_| pending)
-                .and_then(|t| convert::pending_tensor(t, plan.target))
-            {
-                Some((t, payload)) => Some((t, Some(payload))),
-                None => source
-                    .and_then(|t| convert::tensor(t, plan.target))
-                    .map(|t| (t, None)),
-            };
+            let t = model_ref
+                .value(*v)
+                .initializer()
+                .and_then(|t| convert::initializer(t, plan.target, pending));
             (*v, t)
         })
         .collect();
-    for (v, t) in converted {
+    for (v, converted) in converted {
         // A tensor that would not convert (a malformed payload) cannot be: the plan made it
         // low only for well-formed float32 data, which always converts.
-        if let Some((t, payload)) = t {
-            stats.bytes_converted += converted_len(&t, payload.as_ref());
+        if let Some(converted) = converted {
+            stats.bytes_converted += converted.payload_len();
             stats.initializers_converted += 1;
-            match payload {
-                Some(payload) => model.set_pending_initializer(v, t, payload),
-                None => model.set_initializer(v, t),
-            }
+            store(model, v, converted);
         }
     }
 }
 
-/// Bytes of a converted tensor's payload, computed or pending.
-fn converted_len(t: &TensorProto, pending: Option<&PendingPayload>) -> u64 {
-    match pending {
-        Some(payload) => payload.len() as u64,
-        None => t.raw_data.as_ref().map_or(0, |r| r.len() as u64),
+/// Makes `converted` the data of the initializer `value`, its bytes computed or pending.
+fn store(model: &mut Model, value: ValueId, converted: Converted) {
+    match converted.pending {
+        Some(payload) => model.set_pending_initializer(value, converted.tensor, payload),
+        None => model.set_initializer(value, converted.tensor),
     }
 }
 

@@ -17,6 +17,13 @@ fn convert(body: &str) -> (Model, Model, PassReport) {
     (before, after, report)
 }
 
+/// Asserts that the model text holds each of `lines`.
+fn assert_has(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "no `{line}` in\n{text}");
+    }
+}
+
 fn kept(report: &PassReport, reason: &str) -> u64 {
     report.details["kept_float32"][reason].as_u64().unwrap_or(0)
 }
@@ -46,14 +53,16 @@ fn a_window_angle_is_small_and_converts() {
     let t = text(&after);
     // The steps are counted in integers (exact at every length) and cast to float16 where
     // they meet the angle.
-    assert!(
-        t.contains("[range_int] n_int = Range (zero_int, size, one_int)"),
-        "{t}"
+    assert_has(
+        &t,
+        &[
+            "[range_int] n_int = Range (zero_int, size, one_int)",
+            "[range] n = Cast <to: int = 10> (n_int)",
+            "[angle] a = Mul (n, d)",
+        ],
     );
-    assert!(t.contains("[range] n = Cast <to: int = 10> (n_int)"), "{t}");
-    assert!(t.contains("[angle] a = Mul (n, d)"), "{t}");
     // The declared type follows: `n` is float16 now.
-    assert!(t.contains("float16[N] n,"), "{t}");
+    assert_has(&t, &["float16[N] n,"]);
     assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
 }
 
@@ -97,8 +106,13 @@ fn positions_that_only_meet_data_convert() {
     );
     assert_eq!(kept(&report, "integer-derived arithmetic"), 0, "{report:?}");
     let t = text(&after);
-    assert!(t.contains("[width_f] wf = Cast <to: int = 10>"), "{t}");
-    assert!(t.contains("[range_f] nf = Cast <to: int = 10>"), "{t}");
+    assert_has(
+        &t,
+        &[
+            "[width_f] wf = Cast <to: int = 10>",
+            "[range_f] nf = Cast <to: int = 10>",
+        ],
+    );
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
 }
 
@@ -137,8 +151,13 @@ fn a_whole_number_returned_as_an_output_stays_exact() {
 }"#,
     );
     let t = text(&after);
-    assert!(t.contains("[plus_one] length = Add (wf, one)"), "{t}");
-    assert!(t.contains("[divide] third_fp16 = Div"), "{t}");
+    assert_has(
+        &t,
+        &[
+            "[plus_one] length = Add (wf, one)",
+            "[divide] third_fp16 = Div",
+        ],
+    );
     assert!(
         kept(&report, "integer-derived arithmetic") >= 2,
         "{report:?}"
@@ -163,12 +182,14 @@ fn a_size_widened_to_double_stays_exact_and_a_fraction_of_it_converts() {
 }"#,
     );
     let t = text(&after);
-    assert!(
-        t.contains("[whole] width = Cast <to: int = 11> (wf)"),
-        "{t}"
+    assert_has(
+        &t,
+        &[
+            "[whole] width = Cast <to: int = 11> (wf)",
+            "<float16 one =",
+            "[root] r = Sqrt (wf_fp16)",
+        ],
     );
-    assert!(t.contains("<float16 one ="), "{t}");
-    assert!(t.contains("[root] r = Sqrt (wf_fp16)"), "{t}");
     assert_eq!(
         report.details["nodes_now_low_precision"], 2,
         "{report:?}\n{t}"
@@ -213,11 +234,13 @@ fn a_range_over_whole_numbers_counts_in_integers() {
     // int64 every step is exact, and the float steps read back as integers stay float32.
     let (before, after, report) = convert(&steps_read_back(0.0));
     let t = text(&after);
-    assert!(
-        t.contains("[range_int] n_int = Range (start_int, w, one_int)"),
-        "{t}"
+    assert_has(
+        &t,
+        &[
+            "[range_int] n_int = Range (start_int, w, one_int)",
+            "[range] n = Cast <to: int = 1> (n_int)",
+        ],
     );
-    assert!(t.contains("[range] n = Cast <to: int = 1> (n_int)"), "{t}");
     assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
     assert!(in_topological_order(&after), "{t}");
     assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
@@ -228,7 +251,7 @@ fn a_range_with_a_fractional_bound_stays_float() {
     // 0.5, 1.5, ...: not integers, so no integer Range computes them.
     let (before, after, report) = convert(&steps_read_back(0.5));
     let t = text(&after);
-    assert!(t.contains("[range] n = Range (start, wf, one)"), "{t}");
+    assert_has(&t, &["[range] n = Range (start, wf, one)"]);
     assert_eq!(report.details["ranges_in_integers"], 0, "{report:?}");
     assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
 }
