@@ -63,10 +63,10 @@ pub(crate) fn floats(t: &TensorProto) -> Option<Vec<f32>> {
 pub(crate) fn out_of_range(t: &TensorProto, target: Target) -> Option<f32> {
     tensor::check_payload(t).ok()?;
     let small = tensor::element_count(t).ok()? <= SMALL;
-    let (max, min) = (target.max_finite(), target.smallest());
+    let max = target.max_finite();
     let bad = move |x: f32| {
         let a = x.abs();
-        (a.is_finite() && a > max) || (small && a != 0.0 && a < min)
+        (a.is_finite() && a > max) || (small && target.flushes(x))
     };
     // The magnitude's bits order like the magnitudes: a finite value is too large when its bits
     // lie between the target's largest finite value and infinity.

@@ -39,11 +39,22 @@ impl Target {
         }
     }
 
-    /// The smallest magnitude that does not round to zero (half the smallest subnormal).
-    pub fn smallest(self) -> f32 {
+    /// The largest magnitude that rounds to zero (half the smallest subnormal: a tie, rounded
+    /// to the even zero).
+    pub fn flushes_below(self) -> f32 {
+        self.least_positive() / 2.0
+    }
+
+    /// Whether a nonzero `x` becomes zero in the target type.
+    pub fn flushes(self, x: f32) -> bool {
+        x != 0.0 && x.abs() <= self.flushes_below()
+    }
+
+    /// The smallest positive value (the smallest subnormal).
+    pub fn least_positive(self) -> f32 {
         match self {
-            Target::Float16 => f16::from_bits(1).to_f32() / 2.0,
-            Target::Bfloat16 => bf16::from_bits(1).to_f32() / 2.0,
+            Target::Float16 => f16::from_bits(1).to_f32(),
+            Target::Bfloat16 => bf16::from_bits(1).to_f32(),
         }
     }
 }
@@ -170,6 +181,30 @@ fn convert_into(src: &[u8], out: &mut [u8], target: Target) {
         });
 }
 
+/// `values` with every value that would flush to zero in `target` raised to the target's
+/// smallest positive value, sign kept.
+pub(crate) fn raise_flushed(values: &[f32], target: Target) -> Vec<f32> {
+    values
+        .iter()
+        .map(|&x| {
+            if target.flushes(x) {
+                target.least_positive().copysign(x)
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// `tensor` (float32) as a `target` tensor, values that would flush to zero raised (see
+/// [`raise_flushed`]). For small tensors (parameters such as an epsilon).
+pub(crate) fn tensor_raised(tensor: &TensorProto, target: Target) -> Option<TensorProto> {
+    let mut out = retyped(tensor, target)?;
+    let values = raise_flushed(&crate::constants::floats(tensor)?, target);
+    out.raw_data = Some(from_floats(&values, Vec::new(), target).raw_data?);
+    Some(out)
+}
+
 /// A float32 scalar list as a `target` tensor (for `Constant.value_float(s)`).
 pub(crate) fn from_floats(values: &[f32], dims: Vec<i64>, target: Target) -> TensorProto {
     let mut raw = Vec::with_capacity(values.len() * 4);
@@ -227,6 +262,28 @@ mod tests {
             .collect();
         assert_eq!(back[1], 256.0);
         assert!(back[0].is_finite());
+    }
+
+    #[test]
+    fn raising_keeps_flushed_values_nonzero_and_leaves_the_rest() {
+        let least = f16::from_bits(1).to_f32();
+        let half = least / 2.0;
+        assert!(Target::Float16.flushes(half) && !Target::Float16.flushes(half * 1.01));
+        assert_eq!(
+            raise_flushed(&[1e-9, -1e-12, 0.0, -0.0, 1e-5, half], Target::Float16),
+            [least, -least, 0.0, -0.0, 1e-5, least]
+        );
+        let t = TensorProto {
+            dims: vec![2],
+            data_type: Some(DataType::Float as i32),
+            float_data: vec![1e-9, 0.5],
+            ..Default::default()
+        };
+        let out = tensor_raised(&t, Target::Float16).unwrap();
+        assert_eq!(out.dims, [2]);
+        let raw = out.raw_data.unwrap();
+        assert_eq!(&raw[..], &[1, 0, 0, 0x38]);
+        assert!(!Target::Bfloat16.flushes(1e-9));
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //!   float16 holds integers exactly only up to 2048 (bfloat16: 256), and angles of thousands of
 //!   radians lose their fraction; cos/sin are cast where they meet q and k;
 //! - variance statistics of decomposed LayerNorm/RMSNorm (squares overflow float16 at 256);
-//! - a node with a constant operand outside the target's range (never clamped);
+//! - a node with a constant operand outside the target's range (never clamped), except a
+//!   guard (`var + eps`, `Max(norm, eps)`) whose epsilon flushes to zero: flushed, it guards
+//!   nothing, and a float32 sum rounds back to the same value, so the epsilon is converted as
+//!   the target's least positive value and reported;
 //! - ops whose schema has no low-precision type at the model's opset (Range before 27, Resize
 //!   `scales`, NonMaxSuppression, `ai.onnx.ml`), unknown ops and sequences;
 //! - the op and node block lists, and with `--fp16-target cpu|cuda` the ops onnxruntime 1.32's
@@ -176,6 +179,12 @@ impl Pass for Fp16Pass {
                 integer_ranges.ranges
             ));
         }
+        for (name, was) in &stats.guards_raised {
+            report.notes.push(format!(
+                "guard '{name}' holds {was:e}, which {type_name} flushes to zero; converted as {:e}, the least positive {type_name}, so that it keeps its operand off zero",
+                options.target.least_positive()
+            ));
+        }
         for (node, reason) in &census.kept_nodes {
             if let plan::Reason::Range(_) = reason {
                 report.notes.push(format!(
@@ -215,6 +224,15 @@ impl Pass for Fp16Pass {
         put("initializers_copied", stats.initializers_copied.into());
         put("constants_copied", stats.constants_copied.into());
         put("bytes_converted", stats.bytes_converted.into());
+        put(
+            "guards_raised",
+            stats
+                .guards_raised
+                .iter()
+                .map(|(name, was)| serde_json::json!({ "value": name, "holds": was }))
+                .collect::<Vec<_>>()
+                .into(),
+        );
         report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(report)
     }

@@ -151,6 +151,10 @@ pub(crate) struct Plan {
     /// Float32 constants (initializers and `Constant` outputs) also needed in low precision
     /// beside their float32 readers.
     pub dual: HashSet<ValueId>,
+    /// Small constants read only as guards (see [`is_guard`]) whose nonzero values flush to zero
+    /// in the target: converted with those values raised to the target's smallest positive
+    /// value, so that the guard stays nonzero.
+    pub guards: HashSet<ValueId>,
 }
 
 /// Trigonometric ops: of a constant or a position, they build rotary tables.
@@ -245,6 +249,7 @@ impl Plan {
             small_angles,
             scope,
             dual: HashSet::default(),
+            guards: HashSet::default(),
         };
         plan.freeze(model, options);
         let norm = if options.keep_norm_statistics {
@@ -258,6 +263,7 @@ impl Plan {
             let np = plan.classify(model, node, options, &norm, &mut range);
             plan.nodes.insert(node, np);
         }
+        plan.guards = range.guards;
         for &node in &order {
             if plan.nodes[&node].kind == Kind::Flow {
                 plan.flow(model, node);
@@ -726,6 +732,29 @@ impl Plan {
         seen
     }
 
+    /// A follower read only in float32: low when every float32 operand is low (casting its
+    /// result up is then exact), else high (a float32 operand is never rounded on its way to a
+    /// float32 reader, nor is a kept-float32 graph input).
+    fn lean(&self, model: &Model, node: NodeId) -> Precision {
+        let n = model.node(node);
+        let np = &self.nodes[&node];
+        let mut operands = np
+            .inputs
+            .iter()
+            .zip(n.inputs())
+            .filter_map(|(role, v)| (*role == Role::Convert).then_some(*v)?)
+            .peekable();
+        let all_low = operands.peek().is_some()
+            && operands.all(|v| {
+                !self.is_main_input(model, v) && self.values.get(&v) == Some(&Precision::Low)
+            });
+        if all_low {
+            Precision::Low
+        } else {
+            Precision::High
+        }
+    }
+
     fn is_main_input(&self, model: &Model, value: ValueId) -> bool {
         let v = model.value(value);
         v.def() == onnx_rewrite_ir::ValueDef::Input && v.graph() == model.main()
@@ -812,10 +841,18 @@ impl Plan {
     }
 
     /// What the readers of `value` want: (some want low, some want high).
-    fn wants(&self, model: &Model, value: ValueId) -> (bool, bool) {
+    /// Whether `value`'s readers want it (low, high). A reader in `leaning` (a follower read
+    /// only in float32, not settled yet) counts as wanting high.
+    fn wants(&self, model: &Model, value: ValueId, leaning: &HashSet<NodeId>) -> (bool, bool) {
         let mut low = false;
         let mut high = false;
         for u in model.value(value).uses() {
+            if let Use::Node { node, .. } = u
+                && leaning.contains(node)
+            {
+                high = true;
+                continue;
+            }
             match self.requirement(model, *u) {
                 Some(Precision::Low) => low = true,
                 Some(Precision::High) => high = true,
@@ -830,6 +867,7 @@ impl Plan {
     /// also copied in low precision.
     fn backward(&mut self, model: &Model) {
         let order = self.scope.order.clone();
+        let mut leaning: HashSet<NodeId> = HashSet::default();
         for &node in order.iter().rev() {
             if self.nodes[&node].precision.is_some() {
                 continue;
@@ -844,10 +882,17 @@ impl Plan {
             let (mut low, mut high) = (false, false);
             for (role, out) in np.outputs.iter().zip(n.outputs()) {
                 if let (Role::Convert, Some(v)) = (role, out) {
-                    let (l, h) = self.wants(model, *v);
+                    let (l, h) = self.wants(model, *v, &leaning);
                     low |= l;
                     high |= h;
                 }
+            }
+            // A follower read only in float32 leans high: its operands count it as a float32
+            // reader, and it settles after them (below): low when every operand is, moving low
+            // values and cast once after (the same values, half the bytes).
+            if np.kind == Kind::Follow && high && !low {
+                leaning.insert(node);
+                continue;
             }
             let is_constant = n.domain().is_empty() && n.op_type() == "Constant";
             // A follower moves data: low when anyone reads it low (its float32 readers get a
@@ -874,7 +919,11 @@ impl Plan {
         }
         for &node in &order {
             if self.nodes[&node].precision.is_none() {
-                let p = self.follow(model, node).unwrap_or(Precision::High);
+                let p = if leaning.contains(&node) {
+                    self.lean(model, node)
+                } else {
+                    self.follow(model, node).unwrap_or(Precision::High)
+                };
                 self.settle(model, node, p);
             }
         }
@@ -894,7 +943,7 @@ impl Plan {
                 {
                     continue;
                 }
-                let (low, high) = self.wants(model, v);
+                let (low, high) = self.wants(model, v, &leaning);
                 let p = if low && !high {
                     Precision::Low
                 } else {
@@ -1091,6 +1140,8 @@ fn kernel_exists(
 #[derive(Default)]
 struct RangeCache {
     seen: HashMap<ValueId, Option<String>>,
+    /// Constants whose only problem is values that flush to zero, read only as guards.
+    guards: HashSet<ValueId>,
 }
 
 impl RangeCache {
@@ -1128,10 +1179,17 @@ impl RangeCache {
         }
         let hit =
             if let Some(small) = constants::small_floats(model, value, constants::SMALL as usize) {
-                let (max, min) = (target.max_finite(), target.smallest());
-                small
-                    .into_iter()
-                    .find(|x| (x.is_finite() && x.abs() > max) || (*x != 0.0 && x.abs() < min))
+                let max = target.max_finite();
+                let too_large = small.iter().find(|x| x.is_finite() && x.abs() > max);
+                let flushed = small.iter().find(|x| target.flushes(**x));
+                match (too_large, flushed) {
+                    (Some(x), _) => Some(*x),
+                    (None, Some(_)) if is_guard(model, value) => {
+                        self.guards.insert(value);
+                        None
+                    }
+                    (None, flushed) => flushed.copied(),
+                }
             } else {
                 constants::tensor_of(model, value).and_then(|t| constants::out_of_range(t, target))
             };
@@ -1139,6 +1197,27 @@ impl RangeCache {
         self.seen.insert(value, hit.clone());
         hit
     }
+}
+
+/// A guard: a constant read only to keep a value off zero, as an addend (`var + eps`), a floor
+/// (`Max(norm, eps)`, `Clip(norm, eps)`). Flushed to zero it guards nothing (`0 / 0` is NaN),
+/// and a float32 `Add` would not help: its sum rounds back to the same float16 value. Raised
+/// to the target's smallest positive value it still guards, off by at most that value.
+fn is_guard(model: &Model, value: ValueId) -> bool {
+    let uses = model.value(value).uses();
+    !uses.is_empty()
+        && uses.iter().all(|u| match u {
+            Use::Node { node, input } => {
+                let n = model.node(*node);
+                n.domain().is_empty()
+                    && match n.op_type() {
+                        "Add" | "Max" => true,
+                        "Clip" => *input == 1,
+                        _ => false,
+                    }
+            }
+            Use::GraphOutput { .. } => false,
+        })
 }
 
 /// Variance computations of decomposed LayerNorm/RMSNorm: `Pow(x, 2)` (or `Mul(x, x)`) feeding a

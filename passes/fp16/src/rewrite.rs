@@ -23,6 +23,8 @@ pub(crate) struct Stats {
     pub initializers_copied: usize,
     pub constants_copied: usize,
     pub bytes_converted: u64,
+    /// Guards converted with values raised off zero: (name, first raised value).
+    pub guards_raised: Vec<(String, f32)>,
 }
 
 /// Every name in use, so that new ones are fresh.
@@ -104,7 +106,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
     let mut stats = Stats::default();
     let mut names = Names::of(model);
     let target = plan.target;
-    retype_attributes(model, plan);
+    retype_attributes(model, plan, &mut stats);
     convert_initializers(model, plan, pending, &mut stats);
 
     // The float32 values of the scope, in a deterministic order: graph inputs and initializers,
@@ -151,7 +153,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
             };
             let graph = model.value(v).graph();
             let replacement = if to == Precision::Low && plan.dual.contains(&v) {
-                low_copy(model, v, target, pending, &mut names, &mut stats)
+                low_copy(model, plan, v, pending, &mut names, &mut stats)
             } else {
                 None
             };
@@ -262,18 +264,18 @@ fn add_cast(
 /// `Constant` node.
 fn low_copy(
     model: &mut Model,
+    plan: &Plan,
     value: ValueId,
-    target: Target,
     pending: bool,
     names: &mut Names,
     stats: &mut Stats,
 ) -> Option<(ValueId, Option<NodeId>)> {
     let v = model.value(value);
     let graph = v.graph();
-    let name = names.fresh(&format!("{}_{}", v.name(), target.suffix()));
+    let name = names.fresh(&format!("{}_{}", v.name(), plan.target.suffix()));
     match v.def() {
         ValueDef::Initializer => {
-            let mut converted = convert::initializer(v.initializer()?, target, pending)?;
+            let mut converted = low_initializer(model, plan, value, pending, stats)?;
             converted.tensor.name = Some(name.clone());
             stats.bytes_converted += converted.payload_len();
             stats.initializers_copied += 1;
@@ -282,7 +284,7 @@ fn low_copy(
             Some((copy, None))
         }
         ValueDef::Node { node, .. } => {
-            let attribute = low_constant(model, node, target)?;
+            let attribute = low_constant(model, plan, node, stats)?;
             let node_name = names.fresh(&name);
             let copy = model.add_node(
                 graph,
@@ -302,22 +304,78 @@ fn low_copy(
     }
 }
 
-/// A `Constant`'s float32 value as a low-precision `value` attribute.
-fn low_constant(model: &Model, node: NodeId, target: Target) -> Option<AttributeProto> {
+/// The initializer `value` converted; a guard's values that would flush to zero raised.
+fn low_initializer(
+    model: &Model,
+    plan: &Plan,
+    value: ValueId,
+    pending: bool,
+    stats: &mut Stats,
+) -> Option<Converted> {
+    let t = model.value(value).initializer()?;
+    if !plan.guards.contains(&value) {
+        return convert::initializer(t, plan.target, pending);
+    }
+    note_guard(model, plan, value, stats);
+    convert::tensor_raised(t, plan.target).map(|tensor| Converted {
+        tensor,
+        pending: None,
+    })
+}
+
+/// A `Constant`'s float32 value as a low-precision `value` attribute; a guard's values that
+/// would flush to zero raised.
+fn low_constant(
+    model: &Model,
+    plan: &Plan,
+    node: NodeId,
+    stats: &mut Stats,
+) -> Option<AttributeProto> {
+    let target = plan.target;
+    let guard = model
+        .node(node)
+        .outputs()
+        .first()
+        .copied()
+        .flatten()
+        .filter(|v| plan.guards.contains(v));
+    let floats = |values: &[f32]| match guard {
+        Some(_) => convert::raise_flushed(values, target),
+        None => values.to_vec(),
+    };
     let attr = &model.node(node).attributes.first()?.proto;
     let t = match attr.name() {
+        "value" if guard.is_some() => convert::tensor_raised(attr.t.as_ref()?, target)?,
         "value" => convert::tensor(attr.t.as_ref()?, target)?,
-        "value_float" => convert::from_floats(&[attr.f?], vec![], target),
-        "value_floats" => {
-            convert::from_floats(&attr.floats, vec![attr.floats.len() as i64], target)
-        }
+        "value_float" => convert::from_floats(&floats(&[attr.f?]), vec![], target),
+        "value_floats" => convert::from_floats(
+            &floats(&attr.floats),
+            vec![attr.floats.len() as i64],
+            target,
+        ),
         _ => return None,
     };
+    if let Some(v) = guard {
+        note_guard(model, plan, v, stats);
+    }
     Some(tensor_attribute("value", t))
 }
 
+/// Records a guard raised (once, though a guard may be both converted and copied).
+fn note_guard(model: &Model, plan: &Plan, value: ValueId, stats: &mut Stats) {
+    let name = model.value(value).name();
+    if stats.guards_raised.iter().any(|(n, _)| n == name) {
+        return;
+    }
+    let first = crate::constants::small_floats(model, value, crate::constants::SMALL as usize)
+        .and_then(|xs| xs.into_iter().find(|x| plan.target.flushes(*x)));
+    if let Some(x) = first {
+        stats.guards_raised.push((name.to_owned(), x));
+    }
+}
+
 /// Low nodes whose output type an attribute sets get that attribute rewritten.
-fn retype_attributes(model: &mut Model, plan: &Plan) {
+fn retype_attributes(model: &mut Model, plan: &Plan, stats: &mut Stats) {
     let code = plan.target.dtype() as i64;
     for &node in &plan.scope.order {
         let np = &plan.nodes[&node];
@@ -334,7 +392,7 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
         match n.op_type() {
             "Cast" => set_int(model, node, "to", code),
             "Constant" => {
-                if let Some(attribute) = low_constant(model, node, plan.target) {
+                if let Some(attribute) = low_constant(model, plan, node, stats) {
                     model.node_mut(node).attributes[0].proto = attribute;
                 }
             }
@@ -387,8 +445,11 @@ fn convert_initializers(model: &mut Model, plan: &Plan, pending: bool, stats: &m
             }
         }
     }
+    // Guards (a few small tensors at most) are converted here, the rest in parallel.
+    let (guards, jobs): (Vec<ValueId>, Vec<ValueId>) =
+        jobs.into_iter().partition(|v| plan.guards.contains(v));
     let model_ref: &Model = model;
-    let converted: Vec<(ValueId, Option<Converted>)> = jobs
+    let mut converted: Vec<(ValueId, Option<Converted>)> = jobs
         .par_iter()
         .map(|v| {
             let t = model_ref
@@ -398,6 +459,9 @@ fn convert_initializers(model: &mut Model, plan: &Plan, pending: bool, stats: &m
             (*v, t)
         })
         .collect();
+    for v in guards {
+        converted.push((v, low_initializer(model_ref, plan, v, pending, stats)));
+    }
     for (v, converted) in converted {
         // A tensor that would not convert (a malformed payload) cannot be: the plan made it
         // low only for well-formed float32 data, which always converts.

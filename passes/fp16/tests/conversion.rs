@@ -40,6 +40,10 @@ fn convert_with(opset: u32, body: &str, flags: &[(&str, &str)]) -> (Model, Model
     (before, after, report)
 }
 
+fn assert_has(model_text: &str, line: &str) {
+    assert!(model_text.contains(line), "no `{line}` in:\n{model_text}");
+}
+
 fn casts_to(model_text: &str, to: u32) -> usize {
     model_text
         .matches(&format!("Cast <to: int = {to}>"))
@@ -317,6 +321,83 @@ fn constant_outside_float16_range_keeps_its_reader_float32() {
         "never clamped: {t}"
     );
     assert!(t.contains("float big"), "{t}");
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+}
+
+#[test]
+fn epsilon_that_flushes_to_zero_is_raised_where_it_guards_and_kept_elsewhere() {
+    // `d` is zero for every input: float32 gives 0 / sqrt(0 + 1e-9) = 0. Flushed to zero (or
+    // added in float32 and rounded back to float16) the guard is lost and the result is
+    // 0 / 0 = NaN, which the execution check refuses. Raised to float16's least positive value
+    // it still guards: 0 / sqrt(6e-8) = 0.
+    let (before, after, report) = convert(
+        17,
+        r#"g (float[2,3] x) => (float[2,3] y, float[2,3] z) <float eps = {1e-9}> {
+   [centre] d = Sub (x, x)
+   [spread] s = Abs (d)
+   [guard] g = Add (s, eps)
+   [root] r = Sqrt (g)
+   [norm] y = Div (d, r)
+   [tiny] t = Constant <value_float: float = 1e-12> ()
+   [floor] f = Max (s, t)
+   [root2] r2 = Sqrt (f)
+   [norm2] z = Div (d, r2)
+}"#,
+    );
+    assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
+    let raised = report.details["guards_raised"].as_array().expect("a list");
+    assert_eq!(raised.len(), 2, "{report:?}");
+    assert_eq!(report.details["nodes_now_low_precision"].as_u64(), Some(9));
+    let eps = after
+        .graph(after.main())
+        .initializers()
+        .iter()
+        .filter_map(|v| after.value(*v).initializer())
+        .find(|t| t.name() == "eps")
+        .expect("eps is still an initializer");
+    assert_eq!(
+        eps.raw_data.as_deref(),
+        Some(&[1u8, 0][..]),
+        "the least positive float16"
+    );
+
+    // Read by a Mul as well, the value is a scale, not a guard: its readers stay float32.
+    let (_, after, report) = convert(
+        17,
+        r#"g (float[2,3] x) => (float[2,3] y) <float eps = {1e-9}> {
+   [guard] g = Add (x, eps)
+   [scale] y = Mul (g, eps)
+}"#,
+    );
+    assert!(
+        report.details["guards_raised"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    );
+    assert_eq!(
+        report.details["kept_float32"]["constant out of range"].as_u64(),
+        Some(2),
+        "{}",
+        text(&after)
+    );
+}
+
+#[test]
+fn follower_read_only_in_float32_moves_low_values_and_is_cast_after() {
+    // `r` is low (the MatMul reads it low); the Identity before the float32 output moves it in
+    // float16 and one Cast follows: the same values as casting before it, half the bytes.
+    let (before, after, _) = convert(
+        17,
+        r#"g (double[2,3] d, float[3,2] w) => (float[2,2] y, float[2,3] z) {
+   [narrow] s = Cast <to: int = 1> (d)
+   [relu] r = Relu (s)
+   [mm] y = MatMul (r, w)
+   [copy] z = Identity (r)
+}"#,
+    );
+    let t = text(&after);
+    assert_has(&t, "[copy] z_fp16 = Identity (r)");
+    assert_has(&t, "z = Cast <to: int = 1> (z_fp16)");
     assert_same_outputs(&before, &after, FP16_TOL, FP16_TOL);
 }
 
