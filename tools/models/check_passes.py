@@ -10,6 +10,10 @@ For every model folder and every pass list:
   4. applying the same list to the output must change nothing (idempotence);
   5. `--forbid OP` ops must not appear in the output (e.g. `--forbid Gemm`).
 
+`--ep cuda` runs the rewritten model on onnxruntime's CUDA EP (the original stays the CPU
+oracle): the CPU EP upcasts float16 nodes it has no float16 kernel for, which hides overflow,
+so a float16 model is only fully checked on a GPU. It needs onnxruntime-gpu (1.32.0).
+
     python3 tools/models/check_passes.py --tool target/release/onnx-rewrite \\
         --passes egraph --passes gemm-to-matmul --forbid gemm-to-matmul=Gemm [NAME ...]
 
@@ -83,11 +87,16 @@ def datasets(folder: Path):
         yield d.name, inputs
 
 
-def run(path: Path, inputs):
+# The EPs the rewritten model runs on (`--ep`); the original always runs on the CPU EP.
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+REWRITTEN_PROVIDERS = PROVIDERS["cpu"]
+
+
+def run(path: Path, inputs, providers=PROVIDERS["cpu"]):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), options, providers=providers)
     feed = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
     return sess.run(None, feed)
 
@@ -146,7 +155,7 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
             notes.append(f"{name}: original does not run on ORT CPU ({str(e).splitlines()[0][:80]})")
             continue
         try:
-            got = run(out, inputs)
+            got = run(out, inputs, REWRITTEN_PROVIDERS)
         except Exception as e:  # noqa: BLE001 - a rewritten model that does not run is a failure
             return False, f"{name}: rewritten model fails on ORT: {str(e)[:300]}"
         ok, detail = worst_error(got, ref, rtol, atol)
@@ -162,7 +171,7 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     return True, f"{summary}; {'; '.join(notes[:1])}"
 
 
-def run_checks(check, doc: str, against: str = "") -> int:
+def run_checks(check, doc: str, against: str = "", choose_ep: bool = False) -> int:
     """The command line both checkers share: `check(tool, folder, passes, forbid, refusals, tmp)`
     rates one model folder under one pass list; `against` names the oracle in the heading."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,7 +180,16 @@ def run_checks(check, doc: str, against: str = "") -> int:
     ap.add_argument("--passes", action="append", required=True, help="a pass list; extra apply flags may follow in the same value")
     ap.add_argument("--forbid", action="append", default=[], help="PASSLIST=OP: OP (domain.op for other domains) must not remain")
     ap.add_argument("--expect-refusal", action="append", default=[], help="PASSLIST=MODEL: the pass must refuse MODEL (exit 2)")
+    if choose_ep:
+        ap.add_argument("--ep", choices=sorted(PROVIDERS), default="cpu",
+                        help="onnxruntime EP for the rewritten model (the original runs on CPU)")
     args = ap.parse_args()
+    args.ep = getattr(args, "ep", "cpu")
+    global REWRITTEN_PROVIDERS
+    REWRITTEN_PROVIDERS = PROVIDERS[args.ep]
+    if args.ep == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        print("error: this onnxruntime has no CUDA EP (pip install onnxruntime-gpu==1.32.0 on a machine with an NVIDIA GPU)", file=sys.stderr)
+        return 2
     folders = [MODELS / n for n in args.names] if args.names else sorted(p.parent for p in MODELS.glob("*/model.onnx"))
     failures = 0
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -180,7 +198,8 @@ def run_checks(check, doc: str, against: str = "") -> int:
             forbid = [f.split("=", 1)[1] for f in args.forbid if f.split("=", 1)[0] == passes]
             refusals = {f.split("=", 1)[1] for f in args.expect_refusal if f.split("=", 1)[0] == passes}
             rtol, atol = tolerance(passes)
-            print(f"== --passes {passes}{against}  (tolerance rtol={rtol} atol={atol})")
+            on = f", rewritten model on {args.ep.upper()} EP" if args.ep != "cpu" else ""
+            print(f"== --passes {passes}{against}{on}  (tolerance rtol={rtol} atol={atol})")
             for folder in folders:
                 ok, detail = check(args.tool, folder, passes, forbid, refusals, tmp)
                 failures += not ok
@@ -190,4 +209,4 @@ def run_checks(check, doc: str, against: str = "") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_checks(check, __doc__))
+    sys.exit(run_checks(check, __doc__, choose_ep=True))
