@@ -39,15 +39,10 @@ impl Target {
         }
     }
 
-    /// The largest magnitude that rounds to zero (half the smallest subnormal: a tie, rounded
-    /// to the even zero).
-    pub fn flushes_below(self) -> f32 {
-        self.least_positive() / 2.0
-    }
-
-    /// Whether a nonzero `x` becomes zero in the target type.
+    /// Whether a nonzero `x` becomes zero in the target type: at most half the smallest
+    /// subnormal (half is a tie, rounded to the even zero).
     pub fn flushes(self, x: f32) -> bool {
-        x != 0.0 && x.abs() <= self.flushes_below()
+        x != 0.0 && x.abs() <= self.least_positive() / 2.0
     }
 
     /// The smallest positive value (the smallest subnormal).

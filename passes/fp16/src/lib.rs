@@ -156,6 +156,11 @@ impl Pass for Fp16Pass {
                 })
             })
             .collect();
+        let guards: Vec<(String, f32)> = plan
+            .guards_raised()
+            .into_iter()
+            .map(|(v, x)| (model.value(v).name().to_owned(), x))
+            .collect();
         let stats = rewrite::apply(model, &plan, cx.pending_payloads);
         report.nodes_after = count_nodes(model);
         let type_name = match options.target {
@@ -179,7 +184,7 @@ impl Pass for Fp16Pass {
                 integer_ranges.ranges
             ));
         }
-        for (name, was) in &stats.guards_raised {
+        for (name, was) in &guards {
             report.notes.push(format!(
                 "guard '{name}' holds {was:e}, which {type_name} flushes to zero; converted as {:e}, the least positive {type_name}, so that it keeps its operand off zero",
                 options.target.least_positive()
@@ -226,8 +231,7 @@ impl Pass for Fp16Pass {
         put("bytes_converted", stats.bytes_converted.into());
         put(
             "guards_raised",
-            stats
-                .guards_raised
+            guards
                 .iter()
                 .map(|(name, was)| serde_json::json!({ "value": name, "holds": was }))
                 .collect::<Vec<_>>()

@@ -152,9 +152,9 @@ pub(crate) struct Plan {
     /// beside their float32 readers.
     pub dual: HashSet<ValueId>,
     /// Small constants read only as guards (see [`is_guard`]) whose nonzero values flush to zero
-    /// in the target: converted with those values raised to the target's smallest positive
-    /// value, so that the guard stays nonzero.
-    pub guards: HashSet<ValueId>,
+    /// in the target, with the first such value: converted with those values raised to the
+    /// target's smallest positive value, so that the guard stays nonzero.
+    pub guards: HashMap<ValueId, f32>,
 }
 
 /// Trigonometric ops: of a constant or a position, they build rotary tables.
@@ -249,7 +249,7 @@ impl Plan {
             small_angles,
             scope,
             dual: HashSet::default(),
-            guards: HashSet::default(),
+            guards: HashMap::default(),
         };
         plan.freeze(model, options);
         let norm = if options.keep_norm_statistics {
@@ -755,6 +755,19 @@ impl Plan {
         }
     }
 
+    /// The guards converted to low precision (read low, or copied low beside a float32 reader)
+    /// with their first raised value, in value order.
+    pub fn guards_raised(&self) -> Vec<(ValueId, f32)> {
+        let mut raised: Vec<(ValueId, f32)> = self
+            .guards
+            .iter()
+            .filter(|(v, _)| self.values.get(*v) == Some(&Precision::Low) || self.dual.contains(*v))
+            .map(|(v, x)| (*v, *x))
+            .collect();
+        raised.sort_by_key(|(v, _)| *v);
+        raised
+    }
+
     fn is_main_input(&self, model: &Model, value: ValueId) -> bool {
         let v = model.value(value);
         v.def() == onnx_rewrite_ir::ValueDef::Input && v.graph() == model.main()
@@ -840,7 +853,6 @@ impl Plan {
         }
     }
 
-    /// What the readers of `value` want: (some want low, some want high).
     /// Whether `value`'s readers want it (low, high). A reader in `leaning` (a follower read
     /// only in float32, not settled yet) counts as wanting high.
     fn wants(&self, model: &Model, value: ValueId, leaning: &HashSet<NodeId>) -> (bool, bool) {
@@ -1140,8 +1152,9 @@ fn kernel_exists(
 #[derive(Default)]
 struct RangeCache {
     seen: HashMap<ValueId, Option<String>>,
-    /// Constants whose only problem is values that flush to zero, read only as guards.
-    guards: HashSet<ValueId>,
+    /// Constants whose only problem is values that flush to zero, read only as guards, with
+    /// the first such value.
+    guards: HashMap<ValueId, f32>,
 }
 
 impl RangeCache {
@@ -1184,8 +1197,8 @@ impl RangeCache {
                 let flushed = small.iter().find(|x| target.flushes(**x));
                 match (too_large, flushed) {
                     (Some(x), _) => Some(*x),
-                    (None, Some(_)) if is_guard(model, value) => {
-                        self.guards.insert(value);
+                    (None, Some(x)) if is_guard(model, value) => {
+                        self.guards.insert(value, *x);
                         None
                     }
                     (None, flushed) => flushed.copied(),

@@ -23,8 +23,6 @@ pub(crate) struct Stats {
     pub initializers_copied: usize,
     pub constants_copied: usize,
     pub bytes_converted: u64,
-    /// Guards converted with values raised off zero: (name, first raised value).
-    pub guards_raised: Vec<(String, f32)>,
 }
 
 /// Every name in use, so that new ones are fresh.
@@ -106,7 +104,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
     let mut stats = Stats::default();
     let mut names = Names::of(model);
     let target = plan.target;
-    retype_attributes(model, plan, &mut stats);
+    retype_attributes(model, plan);
     convert_initializers(model, plan, pending, &mut stats);
 
     // The float32 values of the scope, in a deterministic order: graph inputs and initializers,
@@ -275,7 +273,7 @@ fn low_copy(
     let name = names.fresh(&format!("{}_{}", v.name(), plan.target.suffix()));
     match v.def() {
         ValueDef::Initializer => {
-            let mut converted = low_initializer(model, plan, value, pending, stats)?;
+            let mut converted = low_initializer(model, plan, value, pending)?;
             converted.tensor.name = Some(name.clone());
             stats.bytes_converted += converted.payload_len();
             stats.initializers_copied += 1;
@@ -284,7 +282,7 @@ fn low_copy(
             Some((copy, None))
         }
         ValueDef::Node { node, .. } => {
-            let attribute = low_constant(model, plan, node, stats)?;
+            let attribute = low_constant(model, plan, node)?;
             let node_name = names.fresh(&name);
             let copy = model.add_node(
                 graph,
@@ -305,18 +303,11 @@ fn low_copy(
 }
 
 /// The initializer `value` converted; a guard's values that would flush to zero raised.
-fn low_initializer(
-    model: &Model,
-    plan: &Plan,
-    value: ValueId,
-    pending: bool,
-    stats: &mut Stats,
-) -> Option<Converted> {
+fn low_initializer(model: &Model, plan: &Plan, value: ValueId, pending: bool) -> Option<Converted> {
     let t = model.value(value).initializer()?;
-    if !plan.guards.contains(&value) {
+    if !plan.guards.contains_key(&value) {
         return convert::initializer(t, plan.target, pending);
     }
-    note_guard(model, plan, value, stats);
     convert::tensor_raised(t, plan.target).map(|tensor| Converted {
         tensor,
         pending: None,
@@ -325,12 +316,7 @@ fn low_initializer(
 
 /// A `Constant`'s float32 value as a low-precision `value` attribute; a guard's values that
 /// would flush to zero raised.
-fn low_constant(
-    model: &Model,
-    plan: &Plan,
-    node: NodeId,
-    stats: &mut Stats,
-) -> Option<AttributeProto> {
+fn low_constant(model: &Model, plan: &Plan, node: NodeId) -> Option<AttributeProto> {
     let target = plan.target;
     let guard = model
         .node(node)
@@ -338,14 +324,17 @@ fn low_constant(
         .first()
         .copied()
         .flatten()
-        .filter(|v| plan.guards.contains(v));
-    let floats = |values: &[f32]| match guard {
-        Some(_) => convert::raise_flushed(values, target),
-        None => values.to_vec(),
+        .is_some_and(|v| plan.guards.contains_key(&v));
+    let floats = |values: &[f32]| {
+        if guard {
+            convert::raise_flushed(values, target)
+        } else {
+            values.to_vec()
+        }
     };
     let attr = &model.node(node).attributes.first()?.proto;
     let t = match attr.name() {
-        "value" if guard.is_some() => convert::tensor_raised(attr.t.as_ref()?, target)?,
+        "value" if guard => convert::tensor_raised(attr.t.as_ref()?, target)?,
         "value" => convert::tensor(attr.t.as_ref()?, target)?,
         "value_float" => convert::from_floats(&floats(&[attr.f?]), vec![], target),
         "value_floats" => convert::from_floats(
@@ -355,27 +344,11 @@ fn low_constant(
         ),
         _ => return None,
     };
-    if let Some(v) = guard {
-        note_guard(model, plan, v, stats);
-    }
     Some(tensor_attribute("value", t))
 }
 
-/// Records a guard raised (once, though a guard may be both converted and copied).
-fn note_guard(model: &Model, plan: &Plan, value: ValueId, stats: &mut Stats) {
-    let name = model.value(value).name();
-    if stats.guards_raised.iter().any(|(n, _)| n == name) {
-        return;
-    }
-    let first = crate::constants::small_floats(model, value, crate::constants::SMALL as usize)
-        .and_then(|xs| xs.into_iter().find(|x| plan.target.flushes(*x)));
-    if let Some(x) = first {
-        stats.guards_raised.push((name.to_owned(), x));
-    }
-}
-
 /// Low nodes whose output type an attribute sets get that attribute rewritten.
-fn retype_attributes(model: &mut Model, plan: &Plan, stats: &mut Stats) {
+fn retype_attributes(model: &mut Model, plan: &Plan) {
     let code = plan.target.dtype() as i64;
     for &node in &plan.scope.order {
         let np = &plan.nodes[&node];
@@ -392,7 +365,7 @@ fn retype_attributes(model: &mut Model, plan: &Plan, stats: &mut Stats) {
         match n.op_type() {
             "Cast" => set_int(model, node, "to", code),
             "Constant" => {
-                if let Some(attribute) = low_constant(model, plan, node, stats) {
+                if let Some(attribute) = low_constant(model, plan, node) {
                     model.node_mut(node).attributes[0].proto = attribute;
                 }
             }
@@ -445,23 +418,11 @@ fn convert_initializers(model: &mut Model, plan: &Plan, pending: bool, stats: &m
             }
         }
     }
-    // Guards (a few small tensors at most) are converted here, the rest in parallel.
-    let (guards, jobs): (Vec<ValueId>, Vec<ValueId>) =
-        jobs.into_iter().partition(|v| plan.guards.contains(v));
     let model_ref: &Model = model;
-    let mut converted: Vec<(ValueId, Option<Converted>)> = jobs
+    let converted: Vec<(ValueId, Option<Converted>)> = jobs
         .par_iter()
-        .map(|v| {
-            let t = model_ref
-                .value(*v)
-                .initializer()
-                .and_then(|t| convert::initializer(t, plan.target, pending));
-            (*v, t)
-        })
+        .map(|v| (*v, low_initializer(model_ref, plan, *v, pending)))
         .collect();
-    for v in guards {
-        converted.push((v, low_initializer(model_ref, plan, v, pending, stats)));
-    }
     for (v, converted) in converted {
         // A tensor that would not convert (a malformed payload) cannot be: the plan made it
         // low only for well-formed float32 data, which always converts.
