@@ -9,7 +9,11 @@ For every case (in parallel):
 * for every ``--passes`` list: ``TOOL apply model.onnx -o out.onnx --passes LIST``,
   ``onnx.checker.check_model(out, full_check=True)``, the output runs on
   onnxruntime and is compared (see README.md for the tolerance policy), and with
-  ``--idempotence`` the output is rewritten again and must come back byte-identical.
+  ``--idempotence`` the output is rewritten again and must come back byte-identical;
+* for the original and every output, what users' tools ask (tools/common/deployable.py):
+  loading and running with onnxruntime's default session options, and onnx's strict
+  shape inference with data propagation. A check the original passes and an output
+  fails is a regression.
 
 Exit status: 0 no regression, 1 at least one regression, 2 bad usage or corpus,
 3 the harness itself failed on some case (a bug here, traceback printed).
@@ -46,6 +50,8 @@ if TYPE_CHECKING:  # heavy imports happen in the worker processes only
 
 CORPUS_STAMP = ".corpus-stamp"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools" / "common"))
+import deployable  # noqa: E402 - found through the path set above
 DEFAULT_CORPUS = REPO_ROOT / "target" / "corpus"
 DEFAULT_BASELINE_CACHE_NAME = ".baseline-cache.json"
 
@@ -167,6 +173,10 @@ class Baseline:
     checker_ok: bool = True
     checker_error: str = ""
     deterministic: bool = True  # two ORT runs gave identical outputs
+    # deployable.py's checks on the original: None when they succeed, else why not (a baseline
+    # made without running them holds no promise to keep).
+    default_session: str | None = "not checked"
+    strict_inference: str | None = "not checked"
 
 
 @dataclass
@@ -582,10 +592,30 @@ def io_problem(original: tuple[list[str], list[str]], session: onnxruntime.Infer
     return None
 
 
+def deployability(case: CaseData, path: Path) -> deployable.Deployability:
+    """Every data set through a default session (feeds adapted as for the comparison)."""
+
+    def run_all(session: onnxruntime.InferenceSession) -> None:
+        for feeds, _ in case.data_sets:
+            try:
+                run_session(session, adapt_feeds(session, feeds), case.output_names)
+            except HarnessLimitation:
+                return  # a value the harness cannot exchange says nothing of the model
+
+    return deployable.deployability(path, run_all)
+
+
 def compute_baseline(case: CaseData) -> tuple[Baseline, list[list[Any]] | None]:
     """Run the original on ORT; returns the baseline and ORT's outputs when it passes."""
     checker_error = check_model(case.model_path)
-    base = Baseline(ort_pass=False, checker_ok=not checker_error, checker_error=checker_error)
+    deploy = deployability(case, case.model_path)
+    base = Baseline(
+        ort_pass=False,
+        checker_ok=not checker_error,
+        checker_error=checker_error,
+        default_session=deploy.default_session,
+        strict_inference=deploy.strict_inference,
+    )
     try:
         session = make_session(case.model_path)
     except Exception as exc:  # noqa: BLE001 - ORT raises many types; recorded as the reason
@@ -728,6 +758,11 @@ def run_pass(
         checker_error = check_model(out_path)
         if checker_error and base.checker_ok:
             return PassOutcome("regression", "checker", checker_error, checker_failed=True)
+        before = deployable.Deployability(base.default_session, base.strict_inference)
+        regressed = deployable.regressions(before, deployability(case, out_path))
+        if regressed:
+            kind = regressed[0].split(":", 1)[0]
+            return PassOutcome("regression", kind, "; ".join(regressed), checker_failed=bool(checker_error))
         outcome = PassOutcome("ok" if base.ort_pass else "not-compared", checker_failed=bool(checker_error))
         if base.ort_pass and reference is not None:
             problem = check_rewritten(case, spec, base, reference, out_path)

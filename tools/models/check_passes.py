@@ -8,7 +8,10 @@ For every model folder and every pass list:
   3. every stored data set runs on onnxruntime (CPU, no graph optimizations) with the original
      and with the output: outputs must agree within the pass's tolerance row (DESIGN.md);
   4. applying the same list to the output must change nothing (idempotence);
-  5. `--forbid OP` ops must not appear in the output (e.g. `--forbid Gemm`).
+  5. `--forbid OP` ops must not appear in the output (e.g. `--forbid Gemm`);
+  6. what users' tools ask must still hold (tools/common/deployable.py): when the original loads
+     and runs with onnxruntime's default session options, so must the output, and when onnx's
+     strict shape inference with data propagation accepts the original, it must accept the output.
 
 `--ep cuda` runs the rewritten model on onnxruntime's CUDA EP (the original stays the CPU
 oracle): the CPU EP upcasts float16 nodes it has no float16 kernel for, which hides overflow,
@@ -38,6 +41,8 @@ from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "testdata" / "models"
+sys.path.insert(0, str(ROOT / "tools" / "common"))
+import deployable  # noqa: E402 - found through the path set above
 
 # DESIGN.md's tolerance table.
 TOLERANCE = {"moe-dense": (1e-4, 1e-5), "fp16": (2e-2, 2e-2), "bf16": (5e-2, 5e-2)}
@@ -119,6 +124,22 @@ def worst_error(got, ref, rtol: float, atol: float) -> tuple[bool, str]:
     return True, f"max abs error {worst:.3g}"
 
 
+def deployability(path: Path, folder: Path) -> deployable.Deployability:
+    """Loads and runs every stored data set in a default session; strict shape inference."""
+
+    def run_all(session) -> None:
+        for _, inputs in datasets(folder):
+            session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
+
+    return deployable.deployability(path, run_all)
+
+
+def deployability_regressions(original: Path, rewritten: Path, folder: Path) -> str | None:
+    """None unless a check users' tools make passes on the original and fails on the output."""
+    found = deployable.regressions(deployability(original, folder), deployability(rewritten, folder))
+    return "; ".join(found) or None
+
+
 def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: set[str], tmp: Path) -> tuple[bool, str]:
     model_path = folder / "model.onnx"
     out = tmp / f"{folder.name}.onnx"
@@ -146,6 +167,9 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     present = [op for op in forbid if ops(rewritten)[op]]
     if present:
         return False, f"forbidden ops left: {present}"
+    regressed = deployability_regressions(model_path, out, folder)
+    if regressed:
+        return False, regressed
     rtol, atol = tolerance(passes)
     notes = []
     for name, inputs in datasets(folder):

@@ -14,7 +14,10 @@ them. For every model and pass list:
   3. `--forbid OP` ops (`com.microsoft.MoE` for a contrib-domain op) are gone;
   4. every stored data set runs on onnxruntime CPU and matches the PyTorch outputs within the
      pass list's tolerance row (DESIGN.md);
-  5. applying the same list to the output changes nothing.
+  5. applying the same list to the output changes nothing;
+  6. what users' tools ask still holds (tools/common/deployable.py): default session options
+     load and run the output when they do the original, and onnx's strict shape inference with
+     data propagation accepts it when it accepts the original.
 The original model's own agreement with PyTorch is printed beside it, for context.
 
     python3 tools/models/check_references.py --tool target/release/onnx-rewrite \\
@@ -34,7 +37,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from check_passes import datasets, ops, run_checks, tolerance, worst_error
+from check_passes import datasets, deployability_regressions, ops, run_checks, tolerance, worst_error
 
 
 def run(path: Path, inputs):
@@ -86,6 +89,9 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     present = [op for op in forbid if ops(rewritten)[op]]
     if present:
         return False, f"forbidden ops left: {present}"
+    regressed = deployability_regressions(model_path, out, folder)
+    if regressed:
+        return False, regressed
     rtol, atol = tolerance(passes)
     notes = []
     for name, inputs in datasets(folder):

@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod emit;
 pub mod extract;
 pub mod facts;
+pub mod fit;
 pub mod language;
 pub mod lower;
 pub mod pass;

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use egg::Id;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_ops::Effect;
 use smallvec::SmallVec;
 
 use crate::analysis::{OnnxAnalysis, OnnxEGraph};
@@ -49,22 +50,6 @@ pub struct LowerOptions {
     pub limits: Limits,
     /// Add constant e-nodes for every class with a known small value.
     pub fold_constants: bool,
-}
-
-/// ONNX-domain operators that draw random numbers: their result is not a function of their
-/// inputs, so they are never merged, and running one that would not have run is observable.
-const RANDOM_OPS: &[&str] = &[
-    "RandomNormal",
-    "RandomUniform",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "Bernoulli",
-    "Multinomial",
-];
-
-/// Whether an ONNX-domain operator draws random numbers (the one list every pass asks).
-pub fn is_random_op(op_type: &str) -> bool {
-    RANDOM_OPS.contains(&op_type)
 }
 
 /// Domains whose operators we know to be pure functions; any other domain (custom ops,
@@ -159,11 +144,15 @@ impl Lowered {
         }
 
         let domain = normalize_domain(n.domain());
+        // A random op's result is not a function of its inputs: keyed by identity, never merged.
+        // Dropout is random only in training mode, which needs its `training_mode` input.
+        // Any opset's answer: a model whose import disagrees with its ops is still never merged.
         let impure = !KNOWN_DOMAINS.contains(&domain)
-            || (domain.is_empty() && is_random_op(n.op_type()))
-            || (domain.is_empty()
-                && n.op_type() == "Dropout"
-                && n.inputs().get(2).copied().flatten().is_some());
+            || match onnx_rewrite_ops::worst_effect(domain, n.op_type()) {
+                Some(Effect::Random) => true,
+                Some(Effect::RandomInTraining) => n.inputs().get(2).copied().flatten().is_some(),
+                Some(Effect::Pure) | None => false,
+            };
         let mut attributes: Vec<_> = n.attributes.iter().map(|a| a.proto.clone()).collect();
         attributes.sort_by(|a, b| a.name().cmp(b.name()));
         let data = OpData {

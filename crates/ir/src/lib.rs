@@ -21,6 +21,7 @@
 //! ```
 
 mod arena;
+pub mod edit;
 mod error;
 pub mod external;
 pub mod load;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use onnx_rewrite_egraph::emit::Names;
+use onnx_rewrite_egraph::fit;
 use onnx_rewrite_egraph::pass::{
     Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
 };
@@ -176,6 +177,16 @@ impl Pass for HoistScalarsPass {
                     .map(|(rule, n)| (format!("{rule} (after bridging)"), n)),
             );
         }
+        // A condition folded to a constant lets onnxruntime inline its `If`, which exposes the
+        // branch's values to the readers: those that need a scalar get one.
+        let exposed = fit::outputs_of_decided_ifs(model);
+        let fitted = fit::scalar_readers(
+            model,
+            &mut onnx_rewrite_ir::edit::Names::of(model),
+            &exposed,
+        )
+        .map_err(|e| PassError::Input(format!("fitting the readers of decided Ifs: {e}")))?;
+        fit::record(model, fitted, self.name(), &mut report);
         let after = predict(model)?;
         report.nodes_after = count_nodes(model);
         report.time_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -36,8 +36,10 @@ mod totality;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use onnx_rewrite_egraph::fit;
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
 use onnx_rewrite_egraph::run::{Declined, describe_graph, graphs_innermost_first};
+use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
 use serde_json::{Value as Json, json};
 
@@ -117,6 +119,11 @@ impl Pass for LowerIfPass {
         record_inlining(&mut report, inlined);
 
         let lowering = lower_ifs(model, &mut scopes)?;
+        let exposed = fit::exposed_at(model, &lowering.scalar_readers);
+        let fitted = fit::scalar_readers(model, &mut Names::of(model), &exposed)
+            .map_err(|e| PassError::Input(format!("fitting the readers of inlined values: {e}")))?;
+        let fitted_count = fitted.fitted.len();
+        fit::record(model, fitted, self.name(), &mut report);
         let mut left = 0;
         for graph in graphs_innermost_first(model) {
             for &node in model.graph(graph).nodes() {
@@ -142,6 +149,7 @@ impl Pass for LowerIfPass {
             ("ifs_inlined_constant", json!(lowering.inlined_constant)),
             ("ifs_lowered_where", json!(lowering.lowered.len())),
             ("ifs_declined", json!(left)),
+            ("scalar_readers_fitted", json!(fitted_count)),
             ("where_cost", Json::Array(costs)),
         ];
         report
@@ -200,12 +208,15 @@ struct Lowering {
     lowered: Vec<SelectCost>,
     /// The latest reason each `If` was left for.
     declines: BTreeMap<NodeId, String>,
+    /// Readers of `If` outputs that need a scalar, seen at the start of each round.
+    scalar_readers: Vec<(NodeId, usize)>,
 }
 
 fn lower_ifs(model: &mut Model, scopes: &mut Scopes) -> Result<Lowering, PassError> {
     let mut out = Lowering::default();
     let mut scalar_shapes: BTreeMap<GraphId, Option<ValueId>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
+        out.scalar_readers.extend(fit::scalar_readers_of_ifs(model));
         let mut changed = false;
         for graph in graphs_with_ifs(model) {
             changed |= inline_constants(model, graph, scopes, &mut out)?;

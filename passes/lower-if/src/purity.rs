@@ -6,7 +6,6 @@
 //! still hold subgraphs (an `If` the inner lowering could not remove, a `Loop` or `Scan`), and
 //! sequences and optionals, which `Where` cannot select.
 
-use onnx_rewrite_egraph::lower::is_random_op;
 use onnx_rewrite_ir::proto::type_proto::Value as Ty;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 
@@ -37,7 +36,7 @@ fn check_node(model: &Model, node: NodeId) -> Result<(), String> {
     if !n.domain().is_empty() {
         return Err(format!("{} is of domain '{}'", what(), n.domain()));
     }
-    if is_random_op(op) {
+    if onnx_rewrite_ops::worst_effect(n.domain(), op) == Some(onnx_rewrite_ops::Effect::Random) {
         return Err(format!("{} is random", what()));
     }
     if op == "Dropout" && !inference_mode(model, n.inputs().get(2).copied().flatten()) {

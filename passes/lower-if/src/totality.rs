@@ -20,56 +20,8 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::bounds::{BoundsAnalysis, Interval, within};
 use crate::facts::GraphFacts;
 
-/// Ops that cannot fail whatever their input holds (schema-valid types assumed).
-const ALWAYS_TOTAL: &[&str] = &[
-    "Abs",
-    "Neg",
-    "Ceil",
-    "Floor",
-    "Round",
-    "Sqrt",
-    "Reciprocal",
-    "Sign",
-    "Exp",
-    "Log",
-    "Sin",
-    "Cos",
-    "Tan",
-    "Asin",
-    "Acos",
-    "Atan",
-    "Sinh",
-    "Cosh",
-    "Asinh",
-    "Acosh",
-    "Atanh",
-    "Tanh",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Relu",
-    "LeakyRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "ThresholdedRelu",
-    "Softplus",
-    "Softsign",
-    "Mish",
-    "Gelu",
-    "Erf",
-    "Not",
-    "IsNaN",
-    "IsInf",
-    "BitwiseNot",
-    "Identity",
-    "Shape",
-    "Size",
-    "Constant",
-    "NonZero",
-    "Shrink",
-    "Dropout",
-];
+// Ops that cannot fail whatever their input holds come from the op table
+// (`onnx_rewrite_ops::is_total`); the lists below name the shapes of proof this module owns.
 
 /// Elementwise ops over broadcast inputs: total when the broadcast is.
 const BROADCASTING: &[&str] = &[
@@ -155,7 +107,7 @@ impl<'a> Totality<'a> {
         }
         let op = n.op_type();
         match op {
-            _ if ALWAYS_TOTAL.contains(&op) => Ok(()),
+            _ if onnx_rewrite_ops::is_total(n.domain(), op, self.opset()) => Ok(()),
             "Cast" | "CastLike" => self.cast(n),
             _ if BROADCASTING.contains(&op) => self.broadcasting(n),
             "PRelu" => {

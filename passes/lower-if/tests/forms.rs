@@ -464,3 +464,78 @@ fn declined_when_a_branch_makes_a_sequence() {
     assert_eq!(count_ops(&after, "If"), 1);
     insta::assert_snapshot!(snapshot(&after, &report));
 }
+
+// ---- readers that need a scalar ----------------------------------------------------------
+
+/// Behind the `If`, Range read a value whose shape nothing checked; inlined, the branch's
+/// one-element 1-D tensor is what Range reads, and onnxruntime refuses a model where it can
+/// see that ("Input to 'Range' op should be scalars"). The reader gets it reshaped to 0-D.
+#[test]
+fn an_exposed_one_element_tensor_read_as_a_scalar_is_reshaped_to_0d() {
+    let body = r#"g (float[N,3] x) => (int64[3] y) {
+   c = Constant <value: tensor = bool {1}> ()
+   zero = Constant <value: tensor = int64 {0}> ()
+   one = Constant <value: tensor = int64 {1}> ()
+   [cond] w = If (c) <then_branch: graph = t () => (int64[1] a) {
+      s = Shape (x)
+      b = Constant <value: tensor = int64[1] {1}> ()
+      e = Constant <value: tensor = int64[1] {2}> ()
+      a = Slice (s, b, e)
+   }, else_branch: graph = f () => (int64[1] d) {
+      d = Constant <value: tensor = int64[1] {3}> ()
+   }>
+   [range] y = Range (zero, w, one)
+}"#;
+    let reference = r#"g (float[N,3] x) => (int64[3] y) {
+   zero = Constant <value: tensor = int64 {0}> ()
+   one = Constant <value: tensor = int64 {1}> ()
+   s = Shape (x)
+   b = Constant <value: tensor = int64[1] {1}> ()
+   e = Constant <value: tensor = int64[1] {2}> ()
+   a = Slice (s, b, e)
+   none = Constant <value: tensor = int64[0] {}> ()
+   w = Reshape (a, none)
+   y = Range (zero, w, one)
+}"#;
+    let before = model(&format!("{HEADER}\n{body}"));
+    let (after, report) = apply(&LowerIfPass, &before);
+    assert_eq!(count_ops(&after, "If"), 0, "{:?}", report.declined);
+    assert_eq!(count_ops(&after, "Reshape"), 1);
+    assert_eq!(report.details["scalar_readers_fitted"], 1);
+    assert!(
+        report.notes.iter().any(|n| n.contains("reshaped to 0-D")),
+        "{:?}",
+        report.notes
+    );
+    assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 3);
+    let (again, _) = apply(&LowerIfPass, &after);
+    assert_eq!(bytes(&again), bytes(&after), "idempotent");
+}
+
+/// A reader that needs a scalar and reads a value that is not one element is not "fitted" into
+/// a different model: it is named in a decline.
+#[test]
+fn an_exposed_tensor_of_several_elements_read_as_a_scalar_is_declined_by_name() {
+    let body = r#"g (float[N,3] x) => (int64[M] y) {
+   c = Constant <value: tensor = bool {1}> ()
+   zero = Constant <value: tensor = int64 {0}> ()
+   one = Constant <value: tensor = int64 {1}> ()
+   [cond] w = If (c) <then_branch: graph = t () => (int64[2] a) {
+      a = Shape (x)
+   }, else_branch: graph = f () => (int64[2] d) {
+      d = Shape (x)
+   }>
+   [range] y = Range (zero, w, one)
+}"#;
+    let before = model(&format!("{HEADER}\n{body}"));
+    let (after, report) = apply(&LowerIfPass, &before);
+    assert_eq!(count_ops(&after, "Reshape"), 0);
+    assert!(
+        report
+            .declined
+            .iter()
+            .any(|d| d.reason.contains("not provably one element") && d.node.contains("Range")),
+        "{:?}",
+        report.declined
+    );
+}
