@@ -1,56 +1,9 @@
-//! Editing the IR: fresh names, splicing the dense form in, and removing what it replaced.
+//! Editing the IR: splicing the dense form in, and removing what it replaced. Fresh names come
+//! from the one policy of [`onnx_rewrite_ir::edit::Names`].
 
+pub(crate) use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, InvariantError, Model, NodeId, ValueDef, ValueId};
 use rustc_hash::FxHashSet as HashSet;
-
-/// Names in use in the model (values and nodes, every graph: subgraphs may read outer names).
-pub(crate) struct Names {
-    values: HashSet<String>,
-    nodes: HashSet<String>,
-}
-
-impl Names {
-    pub(crate) fn of(model: &Model) -> Self {
-        let mut values = HashSet::default();
-        let mut nodes = HashSet::default();
-        for g in model.graph_ids() {
-            let graph = model.graph(g);
-            for io in graph.inputs() {
-                values.insert(model.value(io.value).name().to_owned());
-            }
-            for v in graph.initializers() {
-                values.insert(model.value(*v).name().to_owned());
-            }
-            for n in graph.nodes() {
-                let node = model.node(*n);
-                nodes.insert(node.name().to_owned());
-                for v in node.outputs().iter().flatten() {
-                    values.insert(model.value(*v).name().to_owned());
-                }
-            }
-        }
-        Self { values, nodes }
-    }
-
-    fn fresh(used: &mut HashSet<String>, base: &str) -> String {
-        let mut name = base.to_owned();
-        let mut n = 1;
-        while used.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        used.insert(name.clone());
-        name
-    }
-
-    pub(crate) fn value(&mut self, base: &str) -> String {
-        Self::fresh(&mut self.values, base)
-    }
-
-    pub(crate) fn node(&mut self, base: &str) -> String {
-        Self::fresh(&mut self.nodes, base)
-    }
-}
 
 /// Whether a value defined in `defined` can be read by a node of `graph`.
 pub(crate) fn visible(model: &Model, defined: GraphId, graph: GraphId) -> bool {
