@@ -14,7 +14,8 @@ So every harness also asks, of the original and of each output:
   * ``strict_inference``: does ``onnx.shape_inference.infer_shapes(strict_mode=True,
     data_prop=True)`` accept it?
 A model for which a check succeeds before a pass and fails after is a regression, whatever else
-the harness checks (``regressions``).
+the harness checks (``regressions``, which runs on the output only the checks the original
+passed).
 """
 
 from __future__ import annotations
@@ -80,11 +81,15 @@ def deployability(path: Path, run: Callable[[Any], object]) -> Deployability:
     return Deployability(default_session_problem(path, run), strict_inference_problem(path))
 
 
-def regressions(before: Deployability, after: Deployability) -> list[str]:
-    """What succeeded on the original and fails on the output, one line each."""
+def regressions(before: Deployability, output: Path, run: Callable[[Any], object]) -> list[str]:
+    """What succeeded on the original (``before``) and fails on ``output``, one line each."""
     found = []
-    if before.default_session is None and after.default_session is not None:
-        found.append(f"default-session: {after.default_session}")
-    if before.strict_inference is None and after.strict_inference is not None:
-        found.append(f"strict-inference: {after.strict_inference}")
+    if before.default_session is None:
+        problem = default_session_problem(output, run)
+        if problem is not None:
+            found.append(f"default-session: {problem}")
+    if before.strict_inference is None:
+        problem = strict_inference_problem(output)
+        if problem is not None:
+            found.append(f"strict-inference: {problem}")
     return found

@@ -592,8 +592,9 @@ def io_problem(original: tuple[list[str], list[str]], session: onnxruntime.Infer
     return None
 
 
-def deployability(case: CaseData, path: Path) -> deployable.Deployability:
-    """Every data set through a default session (feeds adapted as for the comparison)."""
+def run_datasets(case: CaseData):
+    """Runs every data set through a session (feeds adapted as for the comparison): what
+    deployable.py's default-session check runs."""
 
     def run_all(session: onnxruntime.InferenceSession) -> None:
         for feeds, _ in case.data_sets:
@@ -602,13 +603,13 @@ def deployability(case: CaseData, path: Path) -> deployable.Deployability:
             except HarnessLimitation:
                 return  # a value the harness cannot exchange says nothing of the model
 
-    return deployable.deployability(path, run_all)
+    return run_all
 
 
 def compute_baseline(case: CaseData) -> tuple[Baseline, list[list[Any]] | None]:
     """Run the original on ORT; returns the baseline and ORT's outputs when it passes."""
     checker_error = check_model(case.model_path)
-    deploy = deployability(case, case.model_path)
+    deploy = deployable.deployability(case.model_path, run_datasets(case))
     base = Baseline(
         ort_pass=False,
         checker_ok=not checker_error,
@@ -759,7 +760,7 @@ def run_pass(
         if checker_error and base.checker_ok:
             return PassOutcome("regression", "checker", checker_error, checker_failed=True)
         before = deployable.Deployability(base.default_session, base.strict_inference)
-        regressed = deployable.regressions(before, deployability(case, out_path))
+        regressed = deployable.regressions(before, out_path, run_datasets(case))
         if regressed:
             kind = regressed[0].split(":", 1)[0]
             return PassOutcome("regression", kind, "; ".join(regressed), checker_failed=bool(checker_error))

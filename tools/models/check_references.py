@@ -89,7 +89,7 @@ def check(tool: Path, folder: Path, passes: str, forbid: list[str], refusals: se
     present = [op for op in forbid if ops(rewritten)[op]]
     if present:
         return False, f"forbidden ops left: {present}"
-    regressed = deployability_regressions(model_path, out, folder)
+    regressed = deployability_regressions(out, folder)
     if regressed:
         return False, regressed
     rtol, atol = tolerance(passes)

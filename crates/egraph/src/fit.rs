@@ -7,7 +7,7 @@
 
 use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::edit::fit::{self, FitOutcome, KnownShape};
-use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, Use, ValueId};
+use onnx_rewrite_ir::{GraphId, InvariantError, Model, Node, NodeId, Use, ValueId};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::lower::{self, LowerOptions, Lowered};
@@ -15,130 +15,34 @@ use crate::pass::PassReport;
 use crate::run::{Declined, describe_graph};
 
 /// Fits every reader of `exposed` that demands a scalar; shapes from the analysis, taken before
-/// any edit.
+/// any edit. Nothing is lowered or named unless such a reader exists.
 pub fn scalar_readers(
     model: &mut Model,
-    names: &mut Names,
     exposed: &[ValueId],
 ) -> Result<FitOutcome, InvariantError> {
-    let demanded: Vec<ValueId> = exposed
-        .iter()
-        .copied()
-        .filter(|&v| read_as_scalar(model, v))
-        .collect();
-    if demanded.is_empty() {
-        return Ok(FitOutcome::default());
-    }
-    let shapes = known_shapes(model, &demanded);
-    fit::scalar_readers(model, names, &demanded, |_, v| {
-        shapes.get(&v).cloned().flatten()
-    })
+    fit_with(model, exposed, &mut Analyses::default())
 }
 
-/// Every output of every `If` whose condition the analysis knows: what a runtime that inlines
-/// such an `If` exposes to its readers.
-pub fn outputs_of_decided_ifs(model: &Model) -> Vec<ValueId> {
-    let mut lowered: HashMap<GraphId, Option<Lowered>> = HashMap::default();
-    let mut found = Vec::new();
+/// Fits the scalar readers of every `If` whose condition the analysis knows: what a runtime
+/// that inlines such an `If` (onnxruntime's constant folding does) exposes to them.
+pub fn readers_of_decided_ifs(model: &mut Model) -> Result<FitOutcome, InvariantError> {
+    let mut analyses = Analyses::default();
+    let mut exposed = Vec::new();
     for (graph, node) in live_ifs(model) {
         let n = model.node(node);
+        // Only an `If` something reads as a scalar is worth lowering its graph for.
+        let outputs: Vec<ValueId> = n.outputs().iter().flatten().copied().collect();
+        if !outputs.iter().any(|&v| read_as_scalar(model, v)) {
+            continue;
+        }
         let Some(cond) = n.inputs().first().copied().flatten() else {
             continue;
         };
-        let facts = lowered
-            .entry(graph)
-            .or_insert_with(|| lower::lower(model, graph, &LowerOptions::default()).ok());
-        if facts.as_ref().and_then(|l| condition(l, cond)).is_some() {
-            found.extend(n.outputs().iter().flatten().copied());
+        if analyses.condition(model, graph, cond).is_some() {
+            exposed.extend(outputs);
         }
     }
-    found
-}
-
-/// Every live ONNX `If` of the model, with its graph.
-fn live_ifs(model: &Model) -> impl Iterator<Item = (GraphId, NodeId)> + '_ {
-    model.graph_ids().flat_map(move |graph| {
-        model.graph(graph).nodes().iter().filter_map(move |&node| {
-            let n = model.node(node);
-            (!n.is_removed() && n.domain().is_empty() && n.op_type() == "If")
-                .then_some((graph, node))
-        })
-    })
-}
-
-fn read_as_scalar(model: &Model, value: ValueId) -> bool {
-    model.value(value).uses().iter().any(|u| match *u {
-        Use::Node { node, input } => fit::demands_scalar(model, node, input as usize),
-        Use::GraphOutput { .. } => false,
-    })
-}
-
-/// The shapes of `values`, each graph lowered once.
-fn known_shapes(model: &Model, values: &[ValueId]) -> HashMap<ValueId, KnownShape> {
-    let mut lowered: HashMap<GraphId, Option<Lowered>> = HashMap::default();
-    let mut shapes = HashMap::default();
-    for &value in values {
-        let shape = shape_in(model, &mut lowered, value);
-        shapes.insert(value, shape);
-    }
-    shapes
-}
-
-fn lowered_graph<'a>(
-    model: &Model,
-    lowered: &'a mut HashMap<GraphId, Option<Lowered>>,
-    graph: GraphId,
-) -> Option<&'a mut Lowered> {
-    lowered
-        .entry(graph)
-        .or_insert_with(|| lower::lower(model, graph, &LowerOptions::default()).ok())
-        .as_mut()
-}
-
-fn shape_in(
-    model: &Model,
-    lowered: &mut HashMap<GraphId, Option<Lowered>>,
-    value: ValueId,
-) -> KnownShape {
-    let graph = model.value(value).graph();
-    let l = lowered_graph(model, lowered, graph)?;
-    if let Some(shape) = class_shape(l, value) {
-        return Some(shape);
-    }
-    // An If's output: the taken branch's, when the condition is known.
-    let (node, index) = model.value(value).producer()?;
-    let n = model.node(node);
-    if !n.domain().is_empty() || n.op_type() != "If" {
-        return None;
-    }
-    let cond = n.inputs().first().copied().flatten()?;
-    let taken = if condition(l, cond)? {
-        "then_branch"
-    } else {
-        "else_branch"
-    };
-    let branch = n.attribute(taken)?.graph?;
-    let inner = model.graph(branch).outputs().get(index as usize)?.value;
-    let l = lowered_graph(model, lowered, branch)?;
-    class_shape(l, inner)
-}
-
-fn class_shape(l: &mut Lowered, value: ValueId) -> KnownShape {
-    let class = *l.classes.get(&value)?;
-    let class = l.egraph.find(class);
-    let shape = l.egraph[class].data.value()?.shape.clone()?;
-    let syms = &mut l.egraph.analysis.symbols;
-    Some(shape.dims().iter().map(|&d| syms.value_of(d)).collect())
-}
-
-/// The condition's value, when the analysis holds it as a one-element constant.
-fn condition(l: &Lowered, cond: ValueId) -> Option<bool> {
-    let class = l.egraph.find(*l.classes.get(&cond)?);
-    let constant = l.egraph[class].data.value()?.constant.clone()?;
-    match constant.to_i64s()?.as_slice() {
-        [v] => Some(*v != 0),
-        _ => None,
-    }
+    fit_with(model, &exposed, &mut analyses)
 }
 
 /// The readers of `If` outputs that demand a scalar: where inlining or lowering an `If` will
@@ -147,32 +51,26 @@ pub fn scalar_readers_of_ifs(model: &Model) -> Vec<(NodeId, usize)> {
     let mut readers = Vec::new();
     for (_, node) in live_ifs(model) {
         for &out in model.node(node).outputs().iter().flatten() {
-            for u in model.value(out).uses() {
-                if let Use::Node {
-                    node: reader,
-                    input,
-                } = *u
-                    && fit::demands_scalar(model, reader, input as usize)
-                {
-                    readers.push((reader, input as usize));
-                }
-            }
+            readers.extend(scalar_uses(model, out));
         }
     }
     readers
 }
 
 /// What the live `readers` read now, except values an `If` still produces (not exposed).
-pub fn exposed_at(model: &Model, readers: &[(NodeId, usize)]) -> Vec<ValueId> {
+pub fn exposed_at(
+    model: &Model,
+    readers: impl IntoIterator<Item = (NodeId, usize)>,
+) -> Vec<ValueId> {
     let mut exposed: Vec<ValueId> = readers
-        .iter()
+        .into_iter()
         .filter(|(node, _)| !model.node(*node).is_removed())
-        .filter_map(|&(node, input)| model.node(node).inputs().get(input).copied().flatten())
+        .filter_map(|(node, input)| model.node(node).inputs().get(input).copied().flatten())
         .filter(|&v| {
             model
                 .value(v)
                 .producer()
-                .is_none_or(|(p, _)| model.node(p).op_type() != "If")
+                .is_none_or(|(p, _)| !is_onnx_if(model.node(p)))
         })
         .collect();
     exposed.sort();
@@ -210,4 +108,115 @@ pub fn record(model: &Model, outcome: FitOutcome, rule: &str, report: &mut PassR
             reason: unfit.reason,
         });
     }
+}
+
+fn fit_with(
+    model: &mut Model,
+    exposed: &[ValueId],
+    analyses: &mut Analyses,
+) -> Result<FitOutcome, InvariantError> {
+    let shapes: HashMap<ValueId, KnownShape> = exposed
+        .iter()
+        .filter(|&&v| read_as_scalar(model, v))
+        .map(|&v| (v, analyses.shape(model, v)))
+        .collect();
+    if shapes.is_empty() {
+        return Ok(FitOutcome::default());
+    }
+    let demanded: Vec<ValueId> = exposed
+        .iter()
+        .copied()
+        .filter(|v| shapes.contains_key(v))
+        .collect();
+    let mut names = Names::of(model);
+    fit::scalar_readers(model, &mut names, &demanded, |v| {
+        shapes.get(&v).cloned().flatten()
+    })
+}
+
+/// Each graph lowered at most once, on first need.
+#[derive(Default)]
+struct Analyses {
+    lowered: HashMap<GraphId, Option<Lowered>>,
+}
+
+impl Analyses {
+    fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut Lowered> {
+        self.lowered
+            .entry(graph)
+            .or_insert_with(|| lower::lower(model, graph, &LowerOptions::default()).ok())
+            .as_mut()
+    }
+
+    /// The value of an `If` condition of `graph`, when the analysis holds it as a constant.
+    fn condition(&mut self, model: &Model, graph: GraphId, cond: ValueId) -> Option<bool> {
+        let l = self.of(model, graph)?;
+        let class = l.egraph.find(*l.classes.get(&cond)?);
+        let constant = l.egraph[class].data.value()?.constant.clone()?;
+        Some(constant.scalar_as_i64()? != 0)
+    }
+
+    /// The value's shape; for an `If` output, the taken branch's when the condition is known.
+    fn shape(&mut self, model: &Model, value: ValueId) -> KnownShape {
+        let graph = model.value(value).graph();
+        if let Some(shape) = self.class_shape(model, graph, value) {
+            return Some(shape);
+        }
+        let (node, index) = model.value(value).producer()?;
+        let n = model.node(node);
+        if !is_onnx_if(n) {
+            return None;
+        }
+        let cond = n.inputs().first().copied().flatten()?;
+        let taken = if self.condition(model, graph, cond)? {
+            "then_branch"
+        } else {
+            "else_branch"
+        };
+        let branch = n.attribute(taken)?.graph?;
+        let inner = model.graph(branch).outputs().get(index as usize)?.value;
+        self.class_shape(model, branch, inner)
+    }
+
+    fn class_shape(&mut self, model: &Model, graph: GraphId, value: ValueId) -> KnownShape {
+        let l = self.of(model, graph)?;
+        let class = l.egraph.find(*l.classes.get(&value)?);
+        let shape = l.egraph[class].data.value()?.shape.clone()?;
+        let syms = &mut l.egraph.analysis.symbols;
+        Some(shape.dims().iter().map(|&d| syms.value_of(d)).collect())
+    }
+}
+
+fn is_onnx_if(n: &Node) -> bool {
+    !n.is_removed() && n.domain().is_empty() && n.op_type() == "If"
+}
+
+/// Every live ONNX `If` of the model, with its graph.
+fn live_ifs(model: &Model) -> impl Iterator<Item = (GraphId, NodeId)> + '_ {
+    model.graph_ids().flat_map(move |graph| {
+        model
+            .graph(graph)
+            .nodes()
+            .iter()
+            .filter(move |&&node| is_onnx_if(model.node(node)))
+            .map(move |&node| (graph, node))
+    })
+}
+
+/// The uses of `value` whose op demands a scalar there.
+fn scalar_uses(model: &Model, value: ValueId) -> impl Iterator<Item = (NodeId, usize)> + '_ {
+    model
+        .value(value)
+        .uses()
+        .iter()
+        .filter_map(move |u| match *u {
+            Use::Node { node, input } if fit::demands_scalar(model, node, input as usize) => {
+                Some((node, input as usize))
+            }
+            _ => None,
+        })
+}
+
+fn read_as_scalar(model: &Model, value: ValueId) -> bool {
+    scalar_uses(model, value).next().is_some()
 }

@@ -124,11 +124,6 @@ pub fn worst_effect(domain: &str, op_type: &str) -> Option<Effect> {
     rows.iter().map(|r| r.effect).max_by_key(rank)
 }
 
-/// Whether the op draws random numbers in some mode at some opset.
-pub fn may_be_random(domain: &str, op_type: &str) -> bool {
-    worst_effect(domain, op_type).is_some_and(|e| e != Effect::Pure)
-}
-
 /// Whether no input can make the op fail at run time.
 pub fn is_total(domain: &str, op_type: &str, opset: i64) -> bool {
     lookup(domain, op_type, opset).is_some_and(|row| row.failure == Failure::Total)
@@ -137,11 +132,6 @@ pub fn is_total(domain: &str, op_type: &str, opset: i64) -> bool {
 /// The inputs the op needs as scalars (0-D); empty for an unknown op.
 pub fn scalar_inputs(domain: &str, op_type: &str, opset: i64) -> &'static [usize] {
     lookup(domain, op_type, opset).map_or(&[], |row| row.scalar_inputs)
-}
-
-/// Every row, for listings and tests.
-pub fn rows() -> &'static [OpInfo] {
-    table::ROWS
 }
 
 #[cfg(test)]
@@ -174,13 +164,14 @@ mod tests {
         assert_eq!(effect("custom", "Range", 1), None);
         assert!(!is_total("", "NoSuchOp", 21));
         assert!(scalar_inputs("", "NoSuchOp", 21).is_empty());
-        assert!(!may_be_random("", "NoSuchOp"));
+        assert_eq!(worst_effect("", "NoSuchOp"), None);
     }
 
     #[test]
     fn dropout_is_random_only_in_training() {
         assert_eq!(effect("", "Dropout", 13), Some(Effect::RandomInTraining));
-        assert!(may_be_random("", "Dropout"));
+        assert_eq!(worst_effect("", "Dropout"), Some(Effect::RandomInTraining));
+        assert_eq!(worst_effect("ai.onnx", "Bernoulli"), Some(Effect::Random));
         assert!(is_total("", "Dropout", 13));
     }
 }

@@ -179,13 +179,8 @@ impl Pass for HoistScalarsPass {
         }
         // A condition folded to a constant lets onnxruntime inline its `If`, which exposes the
         // branch's values to the readers: those that need a scalar get one.
-        let exposed = fit::outputs_of_decided_ifs(model);
-        let fitted = fit::scalar_readers(
-            model,
-            &mut onnx_rewrite_ir::edit::Names::of(model),
-            &exposed,
-        )
-        .map_err(|e| PassError::Input(format!("fitting the readers of decided Ifs: {e}")))?;
+        let fitted = fit::readers_of_decided_ifs(model)
+            .map_err(|e| PassError::Input(format!("fitting the readers of decided Ifs: {e}")))?;
         fit::record(model, fitted, self.name(), &mut report);
         let after = predict(model)?;
         report.nodes_after = count_nodes(model);

@@ -33,13 +33,12 @@ mod select;
 mod splice;
 mod totality;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use onnx_rewrite_egraph::fit;
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
 use onnx_rewrite_egraph::run::{Declined, describe_graph, graphs_innermost_first};
-use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
 use serde_json::{Value as Json, json};
 
@@ -119,8 +118,8 @@ impl Pass for LowerIfPass {
         record_inlining(&mut report, inlined);
 
         let lowering = lower_ifs(model, &mut scopes)?;
-        let exposed = fit::exposed_at(model, &lowering.scalar_readers);
-        let fitted = fit::scalar_readers(model, &mut Names::of(model), &exposed)
+        let exposed = fit::exposed_at(model, lowering.scalar_readers.iter().copied());
+        let fitted = fit::scalar_readers(model, &exposed)
             .map_err(|e| PassError::Input(format!("fitting the readers of inlined values: {e}")))?;
         let fitted_count = fitted.fitted.len();
         fit::record(model, fitted, self.name(), &mut report);
@@ -209,7 +208,7 @@ struct Lowering {
     /// The latest reason each `If` was left for.
     declines: BTreeMap<NodeId, String>,
     /// Readers of `If` outputs that need a scalar, seen at the start of each round.
-    scalar_readers: Vec<(NodeId, usize)>,
+    scalar_readers: BTreeSet<(NodeId, usize)>,
 }
 
 fn lower_ifs(model: &mut Model, scopes: &mut Scopes) -> Result<Lowering, PassError> {

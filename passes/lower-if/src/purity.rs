@@ -8,6 +8,7 @@
 
 use onnx_rewrite_ir::proto::type_proto::Value as Ty;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
+use onnx_rewrite_ops::Effect;
 
 /// `Ok` when every node of `branch` is pure and its outputs are tensors; else the reason.
 pub(crate) fn check_branch(model: &Model, branch: GraphId) -> Result<(), String> {
@@ -36,11 +37,14 @@ fn check_node(model: &Model, node: NodeId) -> Result<(), String> {
     if !n.domain().is_empty() {
         return Err(format!("{} is of domain '{}'", what(), n.domain()));
     }
-    if onnx_rewrite_ops::worst_effect(n.domain(), op) == Some(onnx_rewrite_ops::Effect::Random) {
-        return Err(format!("{} is random", what()));
-    }
-    if op == "Dropout" && !inference_mode(model, n.inputs().get(2).copied().flatten()) {
-        return Err(format!("{} may run in training mode", what()));
+    match onnx_rewrite_ops::worst_effect(n.domain(), op) {
+        Some(Effect::Random) => return Err(format!("{} is random", what())),
+        Some(Effect::RandomInTraining)
+            if !inference_mode(model, n.inputs().get(2).copied().flatten()) =>
+        {
+            return Err(format!("{} may run in training mode", what()));
+        }
+        _ => {}
     }
     if op.starts_with("Sequence")
         || op.starts_with("Optional")

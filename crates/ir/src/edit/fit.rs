@@ -51,7 +51,7 @@ pub fn scalar_readers(
     model: &mut Model,
     names: &mut Names,
     exposed: &[ValueId],
-    mut shape_of: impl FnMut(&Model, ValueId) -> KnownShape,
+    mut shape_of: impl FnMut(ValueId) -> KnownShape,
 ) -> Result<FitOutcome, InvariantError> {
     let mut outcome = FitOutcome::default();
     let mut shape_constants: HashMap<GraphId, ValueId> = HashMap::new();
@@ -74,7 +74,7 @@ pub fn scalar_readers(
         if readers.is_empty() {
             continue;
         }
-        let dims = match shape_of(model, value) {
+        let dims = match shape_of(value) {
             None => continue, // nothing known: nothing the runtime can see either
             Some(dims) if dims.is_empty() => continue,
             Some(dims) => dims,

@@ -1,0 +1,137 @@
+//! Readers that need a scalar, behind an `If` the pass inlines: a generator of the spellings a
+//! one-element value takes (a constant, an Unsqueeze of a scalar, a rank-2 constant, a value
+//! computed from shapes) crossed with every reader the op table says needs a scalar input that
+//! tract runs, and with either branch taken. Each case must come out fitted (one Reshape to
+//! 0-D per reader), compute what the hand-inlined reference computes, and be idempotent.
+
+mod common;
+
+use common::assert_same;
+use onnx_rewrite_lower_if::LowerIfPass;
+use onnx_rewrite_testkit::{apply, bytes, count_ops, model};
+
+const HEADER: &str = r#"<ir_version: 10, opset_import: ["" : 17]>"#;
+
+/// Spellings of a one-element tensor holding 1: the nodes that define `v`, and its declared type.
+const SPELLINGS: &[(&str, &str, &str)] = &[
+    (
+        "constant [1]",
+        "v = Constant <value: tensor = int64[1] {1}> ()",
+        "int64[1]",
+    ),
+    (
+        "unsqueezed scalar",
+        "s1 = Constant <value: tensor = int64 {1}> ()
+      ax = Constant <value: tensor = int64[1] {0}> ()
+      v = Unsqueeze (s1, ax)",
+        "int64[1]",
+    ),
+    (
+        "constant [1,1]",
+        "v = Constant <value: tensor = int64[1,1] {1}> ()",
+        "int64[1,1]",
+    ),
+    (
+        "dim over dim",
+        "sh = Shape (x)
+      b = Constant <value: tensor = int64[1] {1}> ()
+      e = Constant <value: tensor = int64[1] {2}> ()
+      d = Slice (sh, b, e)
+      v = Div (d, d)",
+        "int64[1]",
+    ),
+];
+
+/// Readers of `w` that need it as a scalar, with the graph's output: (name, nodes, output type).
+const READERS: &[(&str, &str, &str)] = &[
+    ("Range start", "y = Range (w, five, one)", "int64[4]"),
+    ("Range limit", "y = Range (zero, w, one)", "int64[1]"),
+    ("Range delta", "y = Range (zero, five, w)", "int64[5]"),
+    ("CumSum axis", "y = CumSum (x, w)", "float[N,3]"),
+];
+
+const CONSTANTS: &str = "zero = Constant <value: tensor = int64 {0}> ()
+   one = Constant <value: tensor = int64 {1}> ()
+   five = Constant <value: tensor = int64 {5}> ()";
+
+fn case(spelling: &str, ty: &str, reader: &str, out: &str, taken: bool) -> (String, String) {
+    let other = "o = Constant <value: tensor = int64[1] {7}> ()";
+    let (then_body, then_out, else_body, else_out) = if taken {
+        (spelling, "v", other, "o")
+    } else {
+        (other, "o", spelling, "v")
+    };
+    let cond = if taken { 1 } else { 0 };
+    let body = format!(
+        r#"g (float[N,3] x) => ({out} y) {{
+   {CONSTANTS}
+   c = Constant <value: tensor = bool {{{cond}}}> ()
+   w = If (c) <then_branch: graph = t () => ({ty} {then_out}) {{
+      {then_body}
+   }}, else_branch: graph = f () => ({ty} {else_out}) {{
+      {else_body}
+   }}>
+   {reader}
+}}"#
+    );
+    let reference = format!(
+        r#"g (float[N,3] x) => ({out} y) {{
+   {CONSTANTS}
+   {spelling}
+   none = Constant <value: tensor = int64[0] {{}}> ()
+   w = Reshape (v, none)
+   {reader}
+}}"#
+    );
+    (body, reference)
+}
+
+#[test]
+fn every_spelling_read_as_a_scalar_by_every_reader_is_fitted() {
+    let mut checked = 0;
+    for (spelled, spelling, ty) in SPELLINGS {
+        for (read, reader, out) in READERS {
+            for taken in [true, false] {
+                let what = format!("{spelled} read as {read}, branch taken: {taken}");
+                let (body, reference) = case(spelling, ty, reader, out, taken);
+                let before = model(&format!("{HEADER}\n{body}"));
+                let (after, report) = apply(&LowerIfPass, &before);
+                assert_eq!(count_ops(&after, "If"), 0, "{what}: {:?}", report.declined);
+                assert!(report.declined.is_empty(), "{what}: {:?}", report.declined);
+                assert_eq!(
+                    report.details["scalar_readers_fitted"], 1,
+                    "{what}: {:?}",
+                    report.notes
+                );
+                assert_eq!(count_ops(&after, "Reshape"), 1, "{what}");
+                assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 2);
+                let (again, _) = apply(&LowerIfPass, &after);
+                assert_eq!(bytes(&again), bytes(&after), "{what}: idempotent");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, SPELLINGS.len() * READERS.len() * 2);
+}
+
+/// The branch not taken holds a tensor of several elements: only the taken branch's value is
+/// exposed, so it is what decides.
+#[test]
+fn the_branch_not_taken_does_not_decide() {
+    let (body, reference) = case(
+        "v = Constant <value: tensor = int64[1] {1}> ()",
+        "int64[1]",
+        "y = Range (zero, w, one)",
+        "int64[1]",
+        true,
+    );
+    let body = body.replace(
+        "o = Constant <value: tensor = int64[1] {7}> ()",
+        "o = Constant <value: tensor = int64[2] {7, 8}> ()",
+    );
+    let before = model(&format!("{HEADER}\n{body}"));
+    let (after, report) = apply(&LowerIfPass, &before);
+    assert!(report.declined.is_empty(), "{:?}", report.declined);
+    assert_eq!(count_ops(&after, "Reshape"), 1);
+    assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 2);
+}
