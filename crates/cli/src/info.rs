@@ -11,8 +11,8 @@ use crate::failure::Failure;
 use crate::print::write_stdout;
 
 pub fn run(args: &InfoArgs) -> Result<(), Failure> {
-    let model = load(&args.input, args.load.allow_unknown_fields)?;
-    let info = ModelInfo::of(&model);
+    let mut model = load(&args.input, args.load.allow_unknown_fields)?;
+    let info = ModelInfo::of(&mut model);
     if args.json {
         let mut json =
             serde_json::to_string_pretty(&info).map_err(|e| Failure::Input(e.to_string()))?;

@@ -7,21 +7,22 @@
 //! of its e-class when it can. Original nodes no longer needed are removed (dead code, merged
 //! duplicates, rewritten nodes); the driver then drops initializers that nothing reads any more.
 //!
-//! Graph outputs keep their names: when the value of an output's e-class carries another name
-//! and cannot take the output's (it is also another output, an input or a constant), an
-//! `Identity` gives it the name. Nodes come out in topological order that follows the original
-//! order wherever the graph did not change, so an untouched graph comes out byte for byte.
+//! Graph outputs keep their names, by the rule of `onnx_rewrite_ir::edit::reroute`: the value
+//! of an output's e-class takes the output's name when it may be renamed, else an `Identity`
+//! gives it the name (one the output already had is kept). Nodes come out in topological order
+//! that follows the original order wherever the graph did not change, so an untouched graph
+//! comes out byte for byte.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use egg::{Id, Language};
-use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, Use, ValueDef, ValueId};
-use onnx_rewrite_proto as proto;
+use onnx_rewrite_ir::edit::{self, Names, Op, OutputKept};
+use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, Use, ValueId};
 
 use crate::extract::Extraction;
-use crate::language::Onnx;
+use crate::language::{Onnx, OpData};
 use crate::lower::Lowered;
 
 /// What the write-back changed.
@@ -45,60 +46,6 @@ pub enum EmitError {
     NoChoice(Id),
     #[error(transparent)]
     Invariant(#[from] InvariantError),
-}
-
-/// Names in use in the whole model, so that new names never clash (subgraphs see outer names).
-#[derive(Debug, Default, Clone)]
-pub struct Names {
-    values: HashSet<String>,
-    nodes: HashSet<String>,
-}
-
-impl Names {
-    /// Every live value and node name of the model.
-    pub fn of(model: &Model) -> Self {
-        let mut names = Self::default();
-        for graph in model.graph_ids() {
-            let g = model.graph(graph);
-            for io in g.inputs() {
-                names.values.insert(model.value(io.value).name().to_owned());
-            }
-            for v in g.initializers().iter().chain(g.sparse_initializers()) {
-                names.values.insert(model.value(*v).name().to_owned());
-            }
-            for &node in g.nodes() {
-                let n = model.node(node);
-                names.nodes.insert(n.name().to_owned());
-                for v in n.outputs().iter().flatten() {
-                    names.values.insert(model.value(*v).name().to_owned());
-                }
-            }
-        }
-        names
-    }
-
-    fn fresh(set: &mut HashSet<String>, base: &str) -> String {
-        if !base.is_empty() && set.insert(base.to_owned()) {
-            return base.to_owned();
-        }
-        let base = if base.is_empty() { "v" } else { base };
-        (1..)
-            .map(|i| format!("{base}_{i}"))
-            .find(|candidate| set.insert(candidate.clone()))
-            .unwrap_or_default()
-    }
-
-    pub fn fresh_value(&mut self, base: &str) -> String {
-        Self::fresh(&mut self.values, base)
-    }
-
-    pub fn fresh_node(&mut self, base: &str) -> String {
-        Self::fresh(&mut self.nodes, base)
-    }
-
-    fn release_value(&mut self, name: &str) {
-        self.values.remove(name);
-    }
 }
 
 /// Writes `extraction` of `lowered` back into the model.
@@ -219,9 +166,21 @@ pub fn emit(
         .copied()
         .filter(|n| !kept.contains(n))
         .collect();
+    // What goes with the dying nodes frees its names (their outputs, the `value_info` dropped
+    // with them below, their subgraphs), so that the new values of their classes can take them.
+    let dying_values: HashSet<ValueId> = dying
+        .iter()
+        .flat_map(|n| model.node(*n).outputs().iter().flatten().copied())
+        .collect();
     for &node in &dying {
         for value in model.node(node).outputs().iter().flatten() {
             names.release_value(model.value(*value).name());
+        }
+        names.release_subgraphs_of(model, node);
+    }
+    for entry in &model.graph(graph).value_info {
+        if entry.value.is_some_and(|v| dying_values.contains(&v)) {
+            names.release_value(entry.proto.name());
         }
     }
 
@@ -277,7 +236,7 @@ pub fn emit(
             Onnx::Leaf(v) => Some(*v),
             Onnx::Const(key) => {
                 let entry = egraph.analysis.consts.get(*key);
-                let name = names.fresh_value(&entry.name_hint);
+                let name = names.value(&entry.name_hint);
                 stats.initializers_added += 1;
                 stats.bytes_added += onnx_rewrite_ir::tensor::payload_len(&entry.tensor);
                 Some(model.add_initializer(graph, name, entry.tensor.clone()))
@@ -322,31 +281,9 @@ pub fn emit(
                         .map(String::as_str)
                         .filter(|b| !b.is_empty())
                         .map_or_else(|| op.op_type.clone(), |b| format!("{b}/{}", op.op_type));
-                    let node_name = names.fresh_node(&node_base);
-                    let outputs: Vec<Option<String>> = op
-                        .outputs
-                        .iter()
-                        .enumerate()
-                        .map(|(slot, produced)| {
-                            produced.then(|| {
-                                match preferred.get(&class).filter(|_| !op.is_tuple()) {
-                                    Some(name) => names.fresh_value(name),
-                                    None => {
-                                        names.fresh_value(&format!("{node_name}_output_{slot}"))
-                                    }
-                                }
-                            })
-                        })
-                        .collect();
-                    let header = proto::NodeProto {
-                        op_type: Some(op.op_type.clone()),
-                        domain: (!op.domain.is_empty()).then(|| op.domain.clone()),
-                        overload: (!op.overload.is_empty()).then(|| op.overload.clone()),
-                        name: Some(node_name),
-                        ..proto::NodeProto::default()
-                    };
                     new_nodes += 1;
-                    model.add_node(graph, header, &inputs, &outputs, op.attributes.clone())
+                    let preferred = preferred.get(&class).filter(|_| !op.is_tuple());
+                    add_op(model, names, graph, op, &inputs, &node_base, preferred)
                 };
                 emitted.push((id, rank.get(&class).copied().unwrap_or(usize::MAX)));
                 node_of.insert(class, id);
@@ -386,35 +323,47 @@ pub fn emit(
     }
     let output_claims: HashMap<usize, (Id, NodeId)> = output_claims.into_iter().collect();
 
-    // Graph outputs keep their names.
+    // Graph outputs keep their names, by `edit::reroute`'s rule. The write-back has its own form
+    // of the cases reroute does not know: the output's original node is kept (claimed above), or
+    // the output already was an Identity (that node is kept, reading the new value, rather than a
+    // new one added). Everything else is a reroute of the original value, which is renamed away
+    // and removed with its dying node: the new value takes the output's name when it may be
+    // renamed, else an Identity carries it, and an input or constant output stays as it is.
     let Onnx::Root(outputs) = chosen(root)?.clone() else {
         return Err(EmitError::NoChoice(root));
     };
-    let mut output_values: HashSet<ValueId> = HashSet::default();
+    // The names before any reroute renames an original value away.
+    let wanted_names: Vec<String> = original_outputs
+        .iter()
+        .map(|v| model.value(*v).name().to_owned())
+        .collect();
     for (index, class) in outputs.iter().enumerate() {
         let Some(value) = value_of.get(&find(*class)).copied().flatten() else {
             continue;
         };
-        let Some(&original) = original_outputs.get(index) else {
+        let (Some(&original), Some(wanted)) =
+            (original_outputs.get(index), wanted_names.get(index))
+        else {
             continue;
         };
-        let wanted = model.value(original).name().to_owned();
         let target = if output_claims.contains_key(&index) {
             original
         } else if value == original || model.value(value).name() == wanted {
-            value
-        } else if renamable(model, graph, value, &output_values, &original_outputs) {
-            names.release_value(model.value(value).name());
-            names.values.insert(wanted.clone());
-            model.rename_value(value, wanted);
             value
         } else if let Some((identity, _)) = model.value(original).producer().filter(|(n, _)| {
             dying.contains(n)
                 && model.node(*n).op_type() == "Identity"
                 && model.node(*n).domain().is_empty()
+                && !edit::may_take_name(model, original, value)
         }) {
-            // The output was an Identity already: keep that node, reading the value now.
-            names.values.insert(wanted.clone());
+            // The output was an Identity already: keep that node, reading the value now (its
+            // names, released with the dying nodes, are held again).
+            names.take_value(wanted);
+            for entry in &model.graph(graph).value_info {
+                if entry.value == Some(original) {
+                    names.take_value(entry.proto.name());
+                }
+            }
             model.set_node_input(identity, 0, Some(value));
             dying.retain(|n| *n != identity);
             emitted.push((
@@ -424,19 +373,36 @@ pub fn emit(
             stats.nodes_kept += 1;
             original
         } else {
-            names.values.insert(wanted.clone());
-            let node_name = names.fresh_node(&format!("{wanted}/Identity"));
-            let header = proto::NodeProto {
-                op_type: Some("Identity".into()),
-                name: Some(node_name),
-                ..proto::NodeProto::default()
-            };
-            let id = model.add_node(graph, header, &[Some(value)], &[Some(wanted)], Vec::new());
-            emitted.push((id, usize::MAX));
-            stats.nodes_added += 1;
-            model.node(id).outputs()[0].ok_or(EmitError::NoChoice(*class))?
+            match edit::reroute(model, names, original, value)? {
+                OutputKept::Renamed => value,
+                OutputKept::Identity(carrier) => {
+                    let (id, _) = model
+                        .value(carrier)
+                        .producer()
+                        .ok_or(EmitError::NoChoice(*class))?;
+                    emitted.push((id, usize::MAX));
+                    stats.nodes_added += 1;
+                    carrier
+                }
+                // An earlier output of the same value was rerouted, this one with it.
+                OutputKept::NotAnOutput => model.graph(graph).outputs()[index].value,
+                OutputKept::Unchanged => {
+                    // The output keeps its input or constant; what computed the same value
+                    // for it goes unless something else reads it.
+                    let swept = edit::sweep(model, &[value])?;
+                    for node in swept.nodes {
+                        if model.node(node).graph() == graph {
+                            if kept.contains(&node) {
+                                stats.nodes_kept = stats.nodes_kept.saturating_sub(1);
+                            } else {
+                                stats.nodes_added = stats.nodes_added.saturating_sub(1);
+                            }
+                        }
+                    }
+                    original
+                }
+            }
         };
-        output_values.insert(target);
         if model.graph(graph).outputs()[index].value != target {
             model.set_graph_output(graph, index, target);
         }
@@ -502,20 +468,28 @@ fn redirect_captures(
     }
 }
 
-/// Whether `value` may take a graph output's name: it is computed by a node of this graph and
-/// is not already an output or an original output's value.
-fn renamable(
-    model: &Model,
+/// A new node computing `op` on `inputs`, named `node_base` made fresh; a single value is named
+/// `preferred` made fresh when there is one, other outputs `<node name>_output_<slot>`.
+fn add_op(
+    model: &mut Model,
+    names: &mut Names,
     graph: GraphId,
-    value: ValueId,
-    taken: &HashSet<ValueId>,
-    original_outputs: &[ValueId],
-) -> bool {
-    let v = model.value(value);
-    matches!(v.def(), ValueDef::Node { .. })
-        && v.graph() == graph
-        && !taken.contains(&value)
-        && !original_outputs.contains(&value)
+    op: &OpData,
+    inputs: &[Option<ValueId>],
+    node_base: &str,
+    preferred: Option<&String>,
+) -> NodeId {
+    let mut new = Op::new(&op.op_type)
+        .domain(&op.domain)
+        .overload(&op.overload)
+        .name(node_base)
+        .inputs(inputs)
+        .produced(&op.outputs)
+        .attrs(op.attributes.iter().cloned());
+    if let Some(name) = preferred.filter(|_| op.outputs.len() == 1) {
+        new = new.output(name.clone());
+    }
+    new.add(model, names, graph)
 }
 
 fn live_values(model: &Model, graph: GraphId) -> HashSet<ValueId> {

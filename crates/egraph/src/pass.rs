@@ -27,7 +27,9 @@ pub trait Pass: Send + Sync {
         &[]
     }
     /// What the pass would find in `model`, for `onnx-rewrite info` (`None`: nothing to do).
-    fn survey(&self, _model: &Model) -> Option<String> {
+    /// The model comes back as it was: a survey that needs to try an edit does it in an
+    /// [`onnx_rewrite_ir::edit::Transaction`] and rolls it back.
+    fn survey(&self, _model: &mut Model) -> Option<String> {
         None
     }
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError>;

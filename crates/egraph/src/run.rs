@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use egg::{BackoffScheduler, Id, Runner, StopReason};
+use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueDef, ValueId};
 
-use crate::emit::{self, EmitStats, Names};
+use crate::emit::{self, EmitStats};
 use crate::extract::{self, CostModel};
 use crate::facts::Limits;
 use crate::language::Onnx;

@@ -172,3 +172,21 @@ g (float[2] x) => (float[2] y1, float[2] y2) {
     );
     assert!(!after.contains("Identity"), "{after}");
 }
+
+#[test]
+fn an_output_value_takes_the_name_once_and_an_output_identity_carries_it_again() {
+    // `y` and `z` are both `t` once their Identities go: `t` takes the first output's name
+    // (reroute's rule renames a value no other output holds), the second keeps its Identity.
+    let source = r#"
+<ir_version: 10, opset_import: ["" : 21]>
+g (float[2] x) => (float[2] y, float[2] z) {
+   [relu] t = Relu (x)
+   [out_y] y = Identity (t)
+   [out_z] z = Identity (t)
+}
+"#;
+    let (after, summary) = rewrite_to_fixpoint(source, vec![Arc::new(RemoveIdentity)]);
+    assert_eq!(summary.emitted.nodes_after, 2, "{after}");
+    assert!(after.contains("[relu] y = Relu (x)"), "{after}");
+    assert!(after.contains("[out_z] z = Identity (y)"), "{after}");
+}

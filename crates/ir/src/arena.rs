@@ -13,6 +13,11 @@ use smallvec::SmallVec;
 
 use crate::pending::PendingPayload;
 
+mod journal;
+
+pub use journal::Checkpoint;
+use journal::{Journal, Undo};
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -290,6 +295,8 @@ pub struct Model {
     dropped_unknown_fields: Vec<proto::wire::UnknownField>,
     /// Initializers whose bytes are computed when saved (see [`crate::pending`]).
     pending: HashMap<ValueId, PendingPayload>,
+    /// Undo records while a [`Checkpoint`] is open.
+    journal: Option<Box<Journal>>,
 }
 
 /// A violated IR invariant; only a bug in a pass (or in this crate) produces one.
@@ -311,6 +318,7 @@ impl Model {
             graphs: Vec::new(),
             dropped_unknown_fields: Vec::new(),
             pending: HashMap::default(),
+            journal: None,
         };
         model.main = model.add_graph(main_graph, GraphOwner::Model);
         model
@@ -327,12 +335,14 @@ impl Model {
     }
     /// Mutable access to the parts of a node that no invariant depends on (proto, attribute protos).
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.snapshot_node(id);
         &mut self.nodes[id.index()]
     }
     pub fn graph(&self, id: GraphId) -> &Graph {
         &self.graphs[id.index()]
     }
     pub fn graph_mut(&mut self, id: GraphId) -> &mut Graph {
+        self.snapshot_graph(id);
         &mut self.graphs[id.index()]
     }
     /// Every graph id, main graph first, then in creation order.
@@ -365,6 +375,7 @@ impl Model {
     pub fn add_graph(&mut self, proto: proto::GraphProto, owner: GraphOwner) -> GraphId {
         let id = GraphId::new(self.graphs.len());
         self.graphs.push(Graph::new(strip_graph(proto), owner));
+        self.record(|| Undo::AddGraph);
         id
     }
 
@@ -378,6 +389,7 @@ impl Model {
             initializer: None,
             sparse_initializer: None,
         });
+        self.record(|| Undo::AddValue);
         id
     }
 
@@ -392,6 +404,7 @@ impl Model {
         self.graphs[graph.index()]
             .inputs
             .push(GraphIo { value, info });
+        self.record(|| Undo::PushInput(graph));
         value
     }
 
@@ -405,6 +418,7 @@ impl Model {
         let value = self.add_value(graph, name.into(), ValueDef::Initializer);
         self.values[value.index()].initializer = Some(Box::new(tensor));
         self.graphs[graph.index()].initializers.push(value);
+        self.record(|| Undo::PushInitializer(graph));
         value
     }
 
@@ -413,12 +427,15 @@ impl Model {
     pub fn set_input_default(&mut self, value: ValueId, tensor: proto::TensorProto) {
         let v = &mut self.values[value.index()];
         debug_assert_eq!(v.def, ValueDef::Input);
-        let first = v.initializer.is_none();
-        v.initializer = Some(Box::new(tensor));
-        self.pending.remove(&value);
+        let graph = v.graph;
+        let old = v.initializer.replace(Box::new(tensor));
+        let first = old.is_none();
+        self.record(|| Undo::Tensor { value, old });
+        let payload = self.pending.remove(&value);
+        self.record(|| Undo::Pending { value, payload });
         if first {
-            let graph = v.graph;
             self.graphs[graph.index()].initializers.push(value);
+            self.record(|| Undo::PushInitializer(graph));
         }
     }
 
@@ -426,8 +443,10 @@ impl Model {
     pub fn set_initializer(&mut self, value: ValueId, tensor: proto::TensorProto) {
         let v = &mut self.values[value.index()];
         debug_assert!(v.initializer.is_some(), "only constants have data");
-        v.initializer = Some(Box::new(tensor));
-        self.pending.remove(&value);
+        let old = v.initializer.replace(Box::new(tensor));
+        self.record(|| Undo::Tensor { value, old });
+        let payload = self.pending.remove(&value);
+        self.record(|| Undo::Pending { value, payload });
     }
 
     /// Makes `tensor` (its payload left out) the initializer's, with bytes `payload` computes
@@ -440,7 +459,11 @@ impl Model {
     ) {
         tensor.raw_data = None;
         self.set_initializer(value, tensor);
-        self.pending.insert(value, payload);
+        let old = self.pending.insert(value, payload);
+        self.record(|| Undo::Pending {
+            value,
+            payload: old,
+        });
     }
 
     /// The bytes still to be computed for the initializer `value`, if they are pending.
@@ -454,9 +477,23 @@ impl Model {
 
     /// Computes every pending payload into its initializer, for readers of the bytes.
     pub fn materialize_pending(&mut self) {
-        for (value, payload) in std::mem::take(&mut self.pending) {
+        let mut pending: Vec<(ValueId, PendingPayload)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
+        pending.sort_by_key(|(value, _)| *value);
+        for (value, payload) in pending {
+            let bytes = payload.materialize();
+            let old = self
+                .journal
+                .is_some()
+                .then(|| self.values[value.index()].initializer.clone())
+                .flatten();
+            self.record(|| Undo::Pending {
+                value,
+                payload: Some(payload),
+            });
             if let Some(tensor) = self.values[value.index()].initializer.as_mut() {
-                tensor.raw_data = Some(payload.materialize());
+                tensor.raw_data = Some(bytes);
+                self.record(|| Undo::Tensor { value, old });
             }
         }
     }
@@ -471,6 +508,7 @@ impl Model {
         let value = self.add_value(graph, name.into(), ValueDef::SparseInitializer);
         self.values[value.index()].sparse_initializer = Some(Box::new(tensor));
         self.graphs[graph.index()].sparse_initializers.push(value);
+        self.record(|| Undo::PushSparse(graph));
         value
     }
 
@@ -528,6 +566,7 @@ impl Model {
             }
         }
         self.graphs[graph.index()].nodes.push(id);
+        self.record(|| Undo::AddNode { graph });
         id
     }
 
@@ -553,6 +592,11 @@ impl Model {
         } else {
             attr.graph = Some(graph);
         }
+        self.record(|| Undo::AttachSubgraph {
+            node,
+            attribute: attribute as u32,
+            many,
+        });
         graph
     }
 
@@ -569,6 +613,7 @@ impl Model {
         self.values[value.index()]
             .uses
             .push(Use::GraphOutput { graph, index });
+        self.record(|| Undo::PushOutput { graph, value });
     }
 
     // ---- mutation -----------------------------------------------------------------------
@@ -579,13 +624,18 @@ impl Model {
             node,
             input: slot as u32,
         };
-        if let Some(old) = self.nodes[node.index()].inputs[slot] {
-            self.values[old.index()].uses.retain(|u| *u != the_use);
-        }
+        let old = self.nodes[node.index()].inputs[slot]
+            .and_then(|old| Some((old, self.remove_use(old, the_use)?)));
         self.nodes[node.index()].inputs[slot] = value;
         if let Some(new) = value {
             self.values[new.index()].uses.push(the_use);
         }
+        self.record(|| Undo::SetInput {
+            node,
+            slot: slot as u32,
+            old,
+            new: value,
+        });
     }
 
     /// Points output slot `index` of `graph` at `value`.
@@ -595,9 +645,15 @@ impl Model {
             index: index as u32,
         };
         let old = self.graphs[graph.index()].outputs[index].value;
-        self.values[old.index()].uses.retain(|u| *u != the_use);
+        let position = self.remove_use(old, the_use).unwrap_or(0);
         self.graphs[graph.index()].outputs[index].value = value;
         self.values[value.index()].uses.push(the_use);
+        self.record(|| Undo::SetOutput {
+            graph,
+            index: index as u32,
+            old: (old, position),
+            new: value,
+        });
     }
 
     /// Makes every reader of `old` read `new` instead.
@@ -605,7 +661,9 @@ impl Model {
         if old == new {
             return;
         }
-        for the_use in std::mem::take(&mut self.values[old.index()].uses) {
+        let uses = std::mem::take(&mut self.values[old.index()].uses);
+        let new_len = self.values[new.index()].uses.len();
+        for &the_use in &uses {
             match the_use {
                 Use::Node { node, input } => {
                     self.nodes[node.index()].inputs[input as usize] = Some(new)
@@ -615,6 +673,14 @@ impl Model {
                 }
             }
             self.values[new.index()].uses.push(the_use);
+        }
+        if self.journal.is_some() {
+            self.record(|| Undo::ReplaceAll {
+                old,
+                new,
+                uses,
+                new_len,
+            });
         }
     }
 
@@ -663,41 +729,63 @@ impl Model {
             }
             let mut nested: Vec<GraphId> = self.nodes[node.index()].subgraphs().collect();
             while let Some(graph) = nested.pop() {
-                for inner in std::mem::take(&mut self.graphs[graph.index()].nodes) {
+                let inner_nodes = std::mem::take(&mut self.graphs[graph.index()].nodes);
+                for &inner in &inner_nodes {
                     nested.extend(self.nodes[inner.index()].subgraphs());
                     for slot in 0..self.nodes[inner.index()].inputs.len() {
                         self.set_node_input(inner, slot, None);
                     }
                     self.nodes[inner.index()].removed = true;
+                    self.record(|| Undo::Removed(inner));
                 }
-                for (index, output) in std::mem::take(&mut self.graphs[graph.index()].outputs)
-                    .into_iter()
-                    .enumerate()
-                {
-                    let the_use = Use::GraphOutput {
-                        graph,
-                        index: index as u32,
-                    };
-                    self.values[output.value.index()]
-                        .uses
-                        .retain(|u| *u != the_use);
-                }
+                self.record(|| Undo::NodeList {
+                    graph,
+                    nodes: inner_nodes,
+                });
+                self.take_outputs(graph);
             }
             for slot in 0..self.nodes[node.index()].inputs.len() {
                 self.set_node_input(node, slot, None);
             }
             self.nodes[node.index()].removed = true;
+            self.record(|| Undo::Removed(node));
             graphs.push(self.nodes[node.index()].graph);
         }
         graphs.sort();
         graphs.dedup();
         for graph in graphs {
             let nodes = &self.nodes;
+            let before = self
+                .journal
+                .is_some()
+                .then(|| self.graphs[graph.index()].nodes.clone());
             self.graphs[graph.index()]
                 .nodes
                 .retain(|n| !nodes[n.index()].removed);
+            if let Some(nodes) = before {
+                self.record(|| Undo::NodeList { graph, nodes });
+            }
         }
         Ok(())
+    }
+
+    /// Empties `graph`'s output list (its owner is going away), dropping the uses it made.
+    fn take_outputs(&mut self, graph: GraphId) {
+        let outputs = std::mem::take(&mut self.graphs[graph.index()].outputs);
+        for (index, output) in outputs.iter().enumerate().rev() {
+            let the_use = Use::GraphOutput {
+                graph,
+                index: index as u32,
+            };
+            if let Some(position) = self.remove_use(output.value, the_use) {
+                self.record(|| Undo::UseRemoved {
+                    value: output.value,
+                    position,
+                    the_use,
+                });
+            }
+        }
+        self.record(|| Undo::Outputs { graph, outputs });
     }
 
     /// Removes a constant (initializer or sparse initializer) that nothing reads.
@@ -722,8 +810,13 @@ impl Model {
                 )));
             }
         }
-        for value in values {
-            self.pending.remove(value);
+        for &value in values {
+            if let Some(payload) = self.pending.remove(&value) {
+                self.record(|| Undo::Pending {
+                    value,
+                    payload: Some(payload),
+                });
+            }
         }
         let gone: HashSet<ValueId> = values.iter().copied().collect();
         let mut graphs: Vec<GraphId> = values
@@ -734,8 +827,14 @@ impl Model {
         graphs.dedup();
         for graph in graphs {
             let g = &mut self.graphs[graph.index()];
+            let before = (g.initializers.clone(), g.sparse_initializers.clone());
             g.initializers.retain(|i| !gone.contains(i));
             g.sparse_initializers.retain(|i| !gone.contains(i));
+            self.record(|| Undo::ConstLists {
+                graph,
+                initializers: before.0,
+                sparse: before.1,
+            });
         }
         Ok(())
     }
@@ -747,26 +846,21 @@ impl Model {
         if index >= self.functions.len() {
             return Err(InvariantError(format!("no function {index}")));
         }
-        let function = self.functions.remove(index);
-        let body = function.body;
-        for (slot, output) in std::mem::take(&mut self.graphs[body.index()].outputs)
-            .into_iter()
-            .enumerate()
-        {
-            let the_use = Use::GraphOutput {
-                graph: body,
-                index: slot as u32,
-            };
-            self.values[output.value.index()]
-                .uses
-                .retain(|u| *u != the_use);
-        }
+        let body = self.functions[index].body;
+        self.take_outputs(body);
         let nodes = self.graphs[body.index()].nodes.clone();
         self.remove_nodes(&nodes)?;
+        let function = self.functions.remove(index);
         for later in &self.functions[index..] {
             if let GraphOwner::Function { index: i } = &mut self.graphs[later.body.index()].owner {
                 *i -= 1;
             }
+        }
+        if self.journal.is_some() {
+            self.record(|| Undo::Function {
+                index,
+                function: Box::new(function.clone()),
+            });
         }
         Ok(function)
     }
@@ -786,13 +880,15 @@ impl Model {
                 "new node order is not a permutation of the graph's nodes".into(),
             ));
         }
-        self.graphs[graph.index()].nodes = order;
+        let old = std::mem::replace(&mut self.graphs[graph.index()].nodes, order);
+        self.record(|| Undo::NodeList { graph, nodes: old });
         Ok(())
     }
 
     /// Renames a value (names are for serialization; uniqueness is checked on save).
     pub fn rename_value(&mut self, value: ValueId, name: impl Into<String>) {
-        self.values[value.index()].name = name.into();
+        let old = std::mem::replace(&mut self.values[value.index()].name, name.into());
+        self.record(|| Undo::Rename { value, old });
     }
 
     // ---- queries ------------------------------------------------------------------------

@@ -32,8 +32,8 @@ pub mod tensor;
 mod walk;
 
 pub use arena::{
-    Attribute, Function, Graph, GraphId, GraphIo, GraphOwner, InvariantError, Model, Node, NodeId,
-    Use, Value, ValueDef, ValueId, ValueInfoEntry,
+    Attribute, Checkpoint, Function, Graph, GraphId, GraphIo, GraphOwner, InvariantError, Model,
+    Node, NodeId, Use, Value, ValueDef, ValueId, ValueInfoEntry,
 };
 pub use error::{LoadError, LoadErrorKind, SaveError};
 pub use load::LoadOptions;

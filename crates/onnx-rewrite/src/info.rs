@@ -43,7 +43,8 @@ pub struct IoInfo {
 }
 
 impl ModelInfo {
-    pub fn of(model: &Model) -> Self {
+    /// Surveys the passes too; the model comes back as it was.
+    pub fn of(model: &mut Model) -> Self {
         let proto = &model.proto;
         let producer = match (proto.producer_name(), proto.producer_version()) {
             (name, "") => name.to_owned(),

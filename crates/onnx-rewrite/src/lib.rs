@@ -4,7 +4,7 @@
 //! let mut model = onnx_rewrite::load("model.onnx")?;
 //! let report = onnx_rewrite::Pipeline::parse("none")?.run(&mut model)?;
 //! onnx_rewrite::save(&model, "out.onnx")?;
-//! println!("{}", onnx_rewrite::info::ModelInfo::of(&model).ops.len());
+//! println!("{}", onnx_rewrite::info::ModelInfo::of(&mut model).ops.len());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -306,13 +306,13 @@ fn info_bytes(
     model_folder: Option<PathBuf>,
 ) -> PyResult<String> {
     py.detach(|| {
-        let model = ir::load::load_bytes(
+        let mut model = ir::load::load_bytes(
             Bytes::from_owner(data),
             model_folder.as_deref(),
             &LoadOptions::default(),
         )
         .map_err(input_error)?;
-        serde_json::to_string(&ModelInfo::of(&model)).map_err(input_error)
+        serde_json::to_string(&ModelInfo::of(&mut model)).map_err(input_error)
     })
 }
 
@@ -320,8 +320,8 @@ fn info_bytes(
 #[pyfunction]
 fn info_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     py.detach(|| {
-        let model = ir::load::load_file(&path, &LoadOptions::default()).map_err(input_error)?;
-        serde_json::to_string(&ModelInfo::of(&model)).map_err(input_error)
+        let mut model = ir::load::load_file(&path, &LoadOptions::default()).map_err(input_error)?;
+        serde_json::to_string(&ModelInfo::of(&mut model)).map_err(input_error)
     })
 }
 

@@ -21,9 +21,10 @@ use onnx_rewrite_ir::{Model, NodeId, ValueDef, ValueId};
 
 use crate::constants;
 use crate::convert::Target;
-use crate::plan::TRIG;
+use crate::plan::{numerics, onnx_opset};
 use crate::scope::Scope;
 use crate::types::Types;
+use onnx_rewrite_ops::Numerics;
 
 /// Two turns: the window functions' `cos(4π·n/N)`. After the three roundings of
 /// `n · (2π/N) · 2` the float16 angle is within about 3 · 4π · 2⁻¹¹ ≈ 0.02 rad. bfloat16's
@@ -263,6 +264,7 @@ pub(crate) fn small_angles(
     if target != Target::Float16 {
         return HashSet::default();
     }
+    let opset = onnx_opset(model);
     let mut angles = Angles::new(model, types);
     scope
         .order
@@ -270,8 +272,7 @@ pub(crate) fn small_angles(
         .copied()
         .filter(|&node| {
             let n = model.node(node);
-            n.domain().is_empty()
-                && TRIG.contains(&n.op_type())
+            numerics(n, opset) == Numerics::Periodic
                 && n.inputs()
                     .first()
                     .copied()

@@ -20,24 +20,16 @@
 use rustc_hash::FxHashSet as HashSet;
 
 use onnx_rewrite_ir::{GraphOwner, Model, NodeId, Use, ValueId};
+use onnx_rewrite_ops::{Numerics, Reads};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use crate::constants;
 use crate::convert::Target;
 use crate::origin::{Origin, Origins};
-use crate::plan::TRIG;
+use crate::plan::{numerics, onnx_opset};
 use crate::ports::{Role, ports};
 use crate::scope::Scope;
 use crate::types::{Ty, Types};
-
-/// Ops that read an operand's shape, never its numbers.
-const SHAPE_READERS: &[&str] = &[
-    "Shape",
-    "Size",
-    "RandomNormalLike",
-    "RandomUniformLike",
-    "EyeLike",
-];
 
 pub(crate) struct Exactness {
     exact: HashSet<ValueId>,
@@ -71,6 +63,7 @@ impl Exactness {
             origins,
             small_angles,
             target,
+            opset: onnx_opset(model),
             integral: integral_values(model, scope, types),
         };
         let mut exactness = Exactness {
@@ -111,6 +104,8 @@ struct Walk<'a> {
     origins: &'a Origins,
     small_angles: &'a HashSet<NodeId>,
     target: Target,
+    /// The model's ONNX opset, for the op table.
+    opset: i64,
     /// Float values that hold whole numbers.
     integral: HashSet<ValueId>,
 }
@@ -154,7 +149,7 @@ impl Walk<'_> {
         }
         let op = n.op_type();
         let standard = n.domain().is_empty();
-        if standard && TRIG.contains(&op) && !self.small_angles.contains(&reader) {
+        if numerics(n, self.opset) == Numerics::Periodic && !self.small_angles.contains(&reader) {
             return true;
         }
         if standard
@@ -171,7 +166,12 @@ impl Walk<'_> {
         match roles.inputs.get(slot) {
             Some(Role::Pin) | None => return true,
             // Read for its shape only.
-            Some(Role::Any) if standard && SHAPE_READERS.contains(&op) => return false,
+            Some(Role::Any)
+                if standard
+                    && onnx_rewrite_ops::reads(n.domain(), op, self.opset) == Reads::Shape =>
+            {
+                return false;
+            }
             Some(Role::Convert | Role::Any | Role::Other) => {}
         }
         // An integer or boolean result (a Cast to int64, a comparison, an index) reads the

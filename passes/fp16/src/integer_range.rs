@@ -13,12 +13,12 @@
 //! float `Range`.
 
 use onnx_rewrite_egraph::pass::PassError;
-use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_ir::edit::{Names, Op, attr, first_output, reroute, sweep};
+use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_proto::TensorProto;
 use onnx_rewrite_proto::tensor_proto::DataType;
-use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto};
 
 use crate::constants;
-use crate::rewrite::{Names, int_attribute, tensor_attribute};
 use crate::scope::Scope;
 use crate::types::{Ty, Types};
 
@@ -45,8 +45,9 @@ pub(crate) fn has_range(model: &Model) -> bool {
 pub(crate) struct Rewritten {
     /// Float `Range` nodes now computed in integers.
     pub ranges: usize,
-    /// Float `Constant` nodes (bounds) that went with them.
-    pub removed_constants: usize,
+    /// Float nodes that computed only their bounds (`Constant`s, Casts to float), which went
+    /// with them.
+    pub removed_bounds: usize,
 }
 
 /// Rewrites every float32 `Range` whose three bounds are whole numbers.
@@ -70,7 +71,8 @@ pub(crate) fn apply(model: &mut Model) -> Result<Rewritten, PassError> {
     let mut graphs: Vec<GraphId> = Vec::new();
     for (node, bounds) in ranges {
         graphs.push(model.node(node).graph());
-        done.removed_constants += rewrite(model, node, bounds, &mut names);
+        done.removed_bounds += rewrite(model, node, bounds, &mut names)
+            .map_err(|e| PassError::Input(format!("computing a Range in integers: {e}")))?;
     }
     // New nodes were appended to their graph: put each graph back in topological order.
     graphs.sort();
@@ -144,13 +146,18 @@ fn common_type(bounds: &[Bound; 3]) -> DataType {
     }
 }
 
-/// Returns how many `Constant` nodes (float bounds nothing else reads) it removed.
-fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Names) -> usize {
+/// Returns how many float nodes (bounds nothing else reads) went with the float Range.
+fn rewrite(
+    model: &mut Model,
+    node: NodeId,
+    bounds: [Bound; 3],
+    names: &mut Names,
+) -> Result<usize, InvariantError> {
     let graph = model.node(node).graph();
     let dtype = common_type(&bounds);
     let old_inputs: Vec<Option<ValueId>> = model.node(node).inputs().to_vec();
     let Some(old_out) = model.node(node).outputs().first().copied().flatten() else {
-        return 0;
+        return Ok(0);
     };
     let range_name = model.node(node).name().to_owned();
     let out_name = model.value(old_out).name().to_owned();
@@ -159,122 +166,68 @@ fn rewrite(model: &mut Model, node: NodeId, bounds: [Bound; 3], names: &mut Name
         let base = old.map_or_else(|| out_name.clone(), |v| model.value(v).name().to_owned());
         let value = match bound {
             Bound::Constant(x, dims) => {
-                let name = names.fresh(&format!("{base}_int"));
                 let t = TensorProto {
                     dims,
                     data_type: Some(dtype as i32),
                     raw_data: Some(integer_bytes(x, dtype).into()),
                     ..Default::default()
                 };
-                let node_name = names.fresh(&name);
-                let value = vec![tensor_attribute("value", t)];
-                add(model, graph, "Constant", Some(node_name), &[], name, value)
+                let name = format!("{base}_int");
+                Op::new("Constant")
+                    .name(name.clone())
+                    .output(name)
+                    .attr(attr::tensor("value", t))
+                    .add_value(model, names, graph)?
             }
-            Bound::Integer(source, from) if from == dtype => Some(source),
+            Bound::Integer(source, from) if from == dtype => source,
             Bound::Integer(source, _) => {
-                let name = names.fresh(&format!("{base}_int"));
-                let node_name = names.fresh(&format!("{name}_cast"));
-                let to = vec![int_attribute("to", dtype as i64)];
-                add(
-                    model,
-                    graph,
-                    "Cast",
-                    Some(node_name),
-                    &[Some(source)],
-                    name,
-                    to,
-                )
+                let name = format!("{base}_int");
+                Op::new("Cast")
+                    .name(format!("{name}_cast"))
+                    .input(source)
+                    .output(name)
+                    .attr(attr::int("to", dtype as i64))
+                    .add_value(model, names, graph)?
             }
         };
-        inputs.push(value);
+        inputs.push(Some(value));
     }
     // The Cast takes the Range's name (it produces what the Range did); unnamed stays unnamed.
-    let steps_name = names.fresh(&format!("{out_name}_int"));
     let named = !range_name.is_empty();
-    let range_int_name = named.then(|| names.fresh(&format!("{range_name}_int")));
-    let steps = add(
-        model,
-        graph,
-        "Range",
-        range_int_name,
-        &inputs,
-        steps_name,
-        Vec::new(),
-    );
-    let to_float = vec![int_attribute("to", DataType::Float as i64)];
-    let float_name = names.fresh(&format!("{out_name}_float"));
-    let cast_name = named.then_some(range_name);
-    let new_out = add(
-        model,
-        graph,
-        "Cast",
-        cast_name,
-        &[steps],
-        float_name,
-        to_float,
-    );
-    let Some(new_out) = new_out else {
-        return 0;
-    };
-    model.replace_all_uses(old_out, new_out);
-    if model.remove_node(node).is_err() {
-        return 0;
+    let range_int = Op::new("Range")
+        .name(format!("{range_name}_int"))
+        .inputs(&inputs)
+        .output(format!("{out_name}_int"));
+    let steps = range_int.add(model, names, graph);
+    if named {
+        // The Range is going: its name is free for the Cast.
+        names.release_node(&range_name);
     }
-    model.rename_value(new_out, out_name);
+    let cast = Op::new("Cast")
+        .name(range_name)
+        .input(first_output(model, steps)?)
+        .output(format!("{out_name}_float"))
+        .attr(attr::int("to", DataType::Float as i64))
+        .add(model, names, graph);
+    if !named {
+        for new in [steps, cast] {
+            names.release_node(model.node(new).name());
+            model.node_mut(new).proto.name = None;
+        }
+    }
+    let new_out = first_output(model, cast)?;
     // A declared type of the steps now declares the Cast's output (which the plan may retype).
     for entry in &mut model.graph_mut(graph).value_info {
         if entry.value == Some(old_out) {
             entry.value = Some(new_out);
         }
     }
-    // The float bounds nothing else reads go with the float Range.
-    old_inputs
-        .into_iter()
-        .flatten()
-        .filter(|v| remove_if_unread(model, *v))
-        .count()
-}
-
-/// Appends a standard `op` node with one output, `output`, to `graph`; returns that output.
-fn add(
-    model: &mut Model,
-    graph: GraphId,
-    op: &str,
-    name: Option<String>,
-    inputs: &[Option<ValueId>],
-    output: String,
-    attributes: Vec<AttributeProto>,
-) -> Option<ValueId> {
-    let header = NodeProto {
-        name,
-        op_type: Some(op.into()),
-        ..Default::default()
-    };
-    let node = model.add_node(graph, header, inputs, &[Some(output)], attributes);
-    model.node(node).outputs()[0]
-}
-
-/// Removes a `Constant` node or an initializer that nothing reads any more (a bound read twice
-/// is met twice: the second time it is gone); says whether it removed a node.
-fn remove_if_unread(model: &mut Model, value: ValueId) -> bool {
-    let v = model.value(value);
-    if !v.uses().is_empty() {
-        return false;
-    }
-    match v.def() {
-        ValueDef::Node { node, .. } => {
-            let n = model.node(node);
-            n.domain().is_empty()
-                && n.op_type() == "Constant"
-                && !n.is_removed()
-                && model.remove_node(node).is_ok()
-        }
-        ValueDef::Initializer => {
-            let _ = model.remove_initializer(value);
-            false
-        }
-        _ => false,
-    }
+    reroute(model, names, old_out, new_out)?;
+    // The float Range goes, and with it the float bounds nothing else reads.
+    let swept = sweep(model, &[old_out])?;
+    // The Cast computes what the Range did, under its name.
+    names.rename(model, new_out, &out_name);
+    Ok(swept.nodes.iter().filter(|n| **n != node).count())
 }
 
 /// `x` as one little-endian element of `dtype` (int16, int32 or int64).

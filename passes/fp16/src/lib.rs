@@ -47,6 +47,7 @@ use onnx_rewrite_egraph::pass::{
 };
 use onnx_rewrite_egraph::run::{Declined, describe_graph};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_ir::edit::Transaction;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 pub use convert::Target;
@@ -74,22 +75,16 @@ impl Pass for Fp16Pass {
         options::OPTIONS
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
-        // What `run` would see: the float Ranges over whole numbers already in integers.
-        let rewritten;
-        let mut integer_ranges = integer_range::Rewritten::default();
-        let model = if integer_range::has_range(model) {
-            let mut copy = model.clone();
-            integer_ranges = integer_range::apply(&mut copy).ok()?;
-            rewritten = copy;
-            &rewritten
-        } else {
-            model
-        };
-        let plan = Plan::new(model, &Options::default()).ok()?;
-        let census = plan.census(model);
+    fn survey(&self, model: &mut Model) -> Option<String> {
+        // What `run` would see: the float Ranges over whole numbers already in integers, tried
+        // in a transaction that is rolled back (an early return drops it, which rolls back too).
+        let mut tried = Transaction::begin(model);
+        let integer_ranges = integer_range::apply(&mut tried).ok()?;
+        let plan = Plan::new(&tried, &Options::default()).ok()?;
+        let census = plan.census(&tried);
+        tried.rollback().ok()?;
         // The float bounds the integer Ranges no longer read were float nodes before.
-        let float_nodes = census.float_nodes + integer_ranges.removed_constants;
+        let float_nodes = census.float_nodes + integer_ranges.removed_bounds;
         if float_nodes == 0 {
             return None;
         }
@@ -161,7 +156,8 @@ impl Pass for Fp16Pass {
             .into_iter()
             .map(|(v, x)| (model.value(v).name().to_owned(), x))
             .collect();
-        let stats = rewrite::apply(model, &plan, cx.pending_payloads);
+        let stats = rewrite::apply(model, &plan, cx.pending_payloads)
+            .map_err(|e| PassError::Input(format!("applying the precision plan: {e}")))?;
         report.nodes_after = count_nodes(model);
         let type_name = match options.target {
             Target::Float16 => "float16",
@@ -211,7 +207,7 @@ impl Pass for Fp16Pass {
         put("keep_io_types", options.keep_io_types.into());
         put(
             "float_nodes_before",
-            (census.float_nodes + integer_ranges.removed_constants).into(),
+            (census.float_nodes + integer_ranges.removed_bounds).into(),
         );
         put("nodes_now_low_precision", census.low_nodes.into());
         put(

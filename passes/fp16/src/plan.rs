@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use smallvec::SmallVec;
 
-use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, Use, ValueDef, ValueId};
+use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, Use, ValueDef, ValueId};
+use onnx_rewrite_ops::Numerics;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use crate::angle::small_angles;
@@ -155,68 +156,28 @@ pub(crate) struct Plan {
     /// in the target, with the first such value: converted with those values raised to the
     /// target's smallest positive value, so that the guard stays nonzero.
     pub guards: HashMap<ValueId, f32>,
+    /// The model's ONNX opset, for the op table ([`onnx_opset`]).
+    opset: i64,
 }
 
-/// Trigonometric ops: of a constant or a position, they build rotary tables.
-pub(crate) const TRIG: &[&str] = &["Cos", "Sin", "Tan"];
+/// The model's ONNX opset, which the op table is asked at (the newest rows when the model
+/// imports none).
+pub(crate) fn onnx_opset(model: &Model) -> i64 {
+    model
+        .opset(onnx_rewrite_ops::ONNX_DOMAIN)
+        .unwrap_or(i64::MAX)
+}
 
-/// Ops whose results are inputs' values moved, selected or compared: exact in either
-/// precision, so they follow their inputs.
-const FOLLOW: &[&str] = &[
-    "Identity",
-    "Reshape",
-    "Transpose",
-    "Squeeze",
-    "Unsqueeze",
-    "Flatten",
-    "Expand",
-    "Tile",
-    "Slice",
-    "Gather",
-    "GatherElements",
-    "GatherND",
-    "Concat",
-    "Split",
-    "Pad",
-    "Where",
-    "Shape",
-    "Size",
-    "Equal",
-    "Less",
-    "LessOrEqual",
-    "Greater",
-    "GreaterOrEqual",
-    "IsNaN",
-    "IsInf",
-    "ArgMax",
-    "ArgMin",
-    "Max",
-    "Min",
-    "Abs",
-    "Neg",
-    "Sign",
-    "Relu",
-    "Floor",
-    "Ceil",
-    "Round",
-    "ReduceMax",
-    "ReduceMin",
-    "TopK",
-    "NonZero",
-    "Compress",
-    "ScatterND",
-    "ScatterElements",
-    "Scatter",
-    "DepthToSpace",
-    "SpaceToDepth",
-    "ReverseSequence",
-    "Trilu",
-    "Dropout",
-    "CastLike",
-    "MaxPool",
-    "GlobalMaxPool",
-    "Unique",
-];
+/// What a node does to the numbers it reads, from the op table at `opset` (the model's ONNX
+/// opset): [`Numerics::Exact`] ops (data movement, selection, comparison: Reshape, Gather,
+/// Where, Max, Relu, Equal...) follow their inputs' precision, [`Numerics::Periodic`] ones
+/// (Cos, Sin, Tan) need an exact operand. Nodes of other domains make no claim.
+pub(crate) fn numerics(n: &Node, opset: i64) -> Numerics {
+    if !n.domain().is_empty() {
+        return Numerics::Rounds;
+    }
+    onnx_rewrite_ops::numerics(onnx_rewrite_ops::ONNX_DOMAIN, n.op_type(), opset)
+}
 
 impl Plan {
     pub fn new(
@@ -250,6 +211,7 @@ impl Plan {
             scope,
             dual: HashSet::default(),
             guards: HashMap::default(),
+            opset: onnx_opset(model),
         };
         plan.freeze(model, options);
         let norm = if options.keep_norm_statistics {
@@ -411,8 +373,7 @@ impl Plan {
         if outs.iter().any(|v| self.exactness.needs(*v)) {
             return fixed(Precision::High, Some(Reason::Positional), &ports);
         }
-        if n.domain().is_empty()
-            && TRIG.contains(&n.op_type())
+        if numerics(n, self.opset) == Numerics::Periodic
             && ins.iter().all(|v| self.origins.of(*v) != Origin::Data)
             && !self.small_angles.contains(&node)
         {
@@ -494,7 +455,7 @@ impl Plan {
             }
         } else if constant || (n.domain().is_empty() && n.op_type() == "Constant") {
             Kind::Consumers
-        } else if n.domain().is_empty() && FOLLOW.contains(&n.op_type()) {
+        } else if numerics(n, self.opset) == Numerics::Exact {
             Kind::Follow
         } else {
             Kind::Fixed(Precision::Low)
@@ -981,8 +942,7 @@ impl Plan {
             .copied()
             .filter(|n| {
                 let node = model.node(*n);
-                node.domain().is_empty()
-                    && TRIG.contains(&node.op_type())
+                numerics(node, self.opset) == Numerics::Periodic
                     && matches!(
                         self.nodes[n].reason,
                         Some(Reason::Rotary | Reason::Positional)

@@ -55,31 +55,6 @@ pub(crate) enum Opaque {
     UnknownType,
 }
 
-/// Ops whose sequence or optional values the pass does not retype.
-const SEQUENCE_OPS: &[&str] = &[
-    "SequenceConstruct",
-    "SequenceInsert",
-    "SequenceAt",
-    "SequenceErase",
-    "SequenceEmpty",
-    "SequenceLength",
-    "SplitToSequence",
-    "ConcatFromSequence",
-    "SequenceMap",
-    "Optional",
-    "OptionalGetElement",
-    "OptionalHasElement",
-];
-
-/// Type parameters whose value lends only its shape.
-const SHAPE_ONLY: &[(&str, &str)] = &[
-    ("Shape", "T"),
-    ("Size", "T"),
-    ("RandomNormalLike", "T1"),
-    ("RandomUniformLike", "T1"),
-    ("EyeLike", "T1"),
-];
-
 /// Type parameters kept float32 by policy, not by schema.
 const PINNED: &[(&str, &str, &str)] = &[
     // `roi` is float32 in every exporter; ModelOpt and ORT keep it so.
@@ -120,10 +95,15 @@ pub(crate) fn ports(
     let n = model.node(node);
     let domain = n.domain();
     let op = n.op_type();
-    if domain.is_empty() && SEQUENCE_OPS.contains(&op) {
+    let opset = model.opset(domain);
+    // The pass does not retype sequence or optional values: the ops that build, read or take
+    // them apart ([`onnx_rewrite_ops::sequence_or_optional`]) stay as they are.
+    if domain.is_empty()
+        && onnx_rewrite_ops::sequence_or_optional(domain, op, opset.unwrap_or(i64::MAX))
+    {
         return Err(Opaque::Sequence);
     }
-    let opset = model.opset(domain).ok_or(Opaque::NoSchema)?;
+    let opset = opset.ok_or(Opaque::NoSchema)?;
     let schema = Schema::find(domain, op, opset).ok_or(Opaque::NoSchema)?;
     // A missing optional slot has no type and plays no part.
     let in_types: SmallVec<[Option<Ty>; 4]> =
@@ -145,9 +125,14 @@ pub(crate) fn ports(
     if has_float && slots.iter().any(|(_, t)| *t == Ty::Other) {
         return Err(Opaque::Sequence);
     }
+    // An op that reads only its operand's shape (Shape, EyeLike, RandomUniformLike: the op
+    // table's `Reads::Shape`) takes that operand at any precision: its input-only type
+    // parameter lends only a shape.
+    let reads_shape = domain.is_empty()
+        && onnx_rewrite_ops::reads(domain, op, opset) == onnx_rewrite_ops::Reads::Shape;
     let var_role = |var: u8| -> Role {
         let name = schema.var_name(var);
-        if SHAPE_ONLY.contains(&(op, name)) && domain.is_empty() {
+        if reads_shape && !schema.var_has_output(var) {
             return Role::Any;
         }
         if PINNED.contains(&(domain, op, name)) {
@@ -200,4 +185,39 @@ pub(crate) fn ports(
         outputs,
         schema,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The op table's shape readers lend only a shape through their input-only type parameter:
+    /// the parameters the pass used to list by name.
+    #[test]
+    fn shape_readers_lend_their_input_only_type_parameter() {
+        let listed = [
+            ("Shape", "T"),
+            ("Size", "T"),
+            ("RandomNormalLike", "T1"),
+            ("RandomUniformLike", "T1"),
+            ("EyeLike", "T1"),
+        ];
+        for opset in 1..=30 {
+            for (op, name) in listed {
+                let Some(schema) = Schema::find("", op, opset) else {
+                    continue;
+                };
+                assert_eq!(
+                    onnx_rewrite_ops::reads("", op, opset),
+                    onnx_rewrite_ops::Reads::Shape,
+                    "{op}-{opset}"
+                );
+                let input_only: Vec<&str> = (0..schema.vars.len() as u8)
+                    .filter(|v| !schema.var_has_output(*v))
+                    .map(|v| schema.var_name(v))
+                    .collect();
+                assert_eq!(input_only, [name], "{op}-{opset}");
+            }
+        }
+    }
 }

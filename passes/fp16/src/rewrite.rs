@@ -5,10 +5,12 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_ir::{Attribute, GraphId, Model, NodeId, Use, ValueDef, ValueId, ValueInfoEntry};
-use onnx_rewrite_proto::attribute_proto::AttributeType;
+use onnx_rewrite_ir::edit::{Names, Op, attr, first_output};
+use onnx_rewrite_ir::{
+    GraphId, InvariantError, Model, NodeId, Use, ValueDef, ValueId, ValueInfoEntry,
+};
 use onnx_rewrite_proto::tensor_proto::DataType;
-use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto, type_proto};
+use onnx_rewrite_proto::{AttributeProto, TensorProto, type_proto};
 use rayon::prelude::*;
 
 use crate::convert::{self, Converted, Target};
@@ -25,82 +27,13 @@ pub(crate) struct Stats {
     pub bytes_converted: u64,
 }
 
-/// Every name in use, so that new ones are fresh.
-pub(crate) struct Names {
-    taken: HashSet<String>,
-}
-
-impl Names {
-    pub(crate) fn of(model: &Model) -> Self {
-        let mut taken = HashSet::default();
-        for graph in model.graph_ids() {
-            let g = model.graph(graph);
-            for io in g.inputs().iter().chain(g.outputs()) {
-                taken.insert(model.value(io.value).name().to_owned());
-            }
-            for v in g.initializers().iter().chain(g.sparse_initializers()) {
-                taken.insert(model.value(*v).name().to_owned());
-            }
-            for entry in &g.value_info {
-                taken.insert(entry.proto.name().to_owned());
-            }
-            for &node in g.nodes() {
-                let n = model.node(node);
-                taken.insert(n.name().to_owned());
-                for v in n.outputs().iter().flatten() {
-                    taken.insert(model.value(*v).name().to_owned());
-                }
-            }
-        }
-        Names { taken }
-    }
-
-    pub(crate) fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_owned();
-        let mut n = 1;
-        while self.taken.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        self.taken.insert(name.clone());
-        name
-    }
-}
-
-pub(crate) fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(value),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn tensor_attribute(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Tensor as i32),
-        t: Some(Box::new(t)),
-        ..Default::default()
-    }
-}
-
-/// Sets (or adds) an int attribute of `node`.
-fn set_int(model: &mut Model, node: NodeId, name: &str, value: i64) {
-    let n = model.node_mut(node);
-    match n.attributes.iter_mut().find(|a| a.proto.name() == name) {
-        Some(a) => a.proto = int_attribute(name, value),
-        None => n.attributes.push(Attribute {
-            proto: int_attribute(name, value),
-            graph: None,
-            graphs: Vec::new(),
-        }),
-    }
-}
-
 /// `pending`: large converted initializers may be left pending (see
 /// [`onnx_rewrite_egraph::pass::PassContext::pending_payloads`]).
-pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
+pub(crate) fn apply(
+    model: &mut Model,
+    plan: &Plan,
+    pending: bool,
+) -> Result<Stats, InvariantError> {
     let mut stats = Stats::default();
     let mut names = Names::of(model);
     let target = plan.target;
@@ -159,7 +92,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
                 Some(found) => found,
                 None => {
                     stats.casts += 1;
-                    add_cast(model, v, to, target, &uses, &mut names)
+                    add_cast(model, v, to, target, &uses, &mut names)?
                 }
             };
             if to == Precision::Low {
@@ -187,7 +120,7 @@ pub(crate) fn apply(model: &mut Model, plan: &Plan, pending: bool) -> Stats {
     for graph in touched {
         reorder(model, graph, &after);
     }
-    stats
+    Ok(stats)
 }
 
 /// A Cast of `value` to `to` in `value`'s graph. A float32 graph output of the main graph keeps
@@ -199,7 +132,7 @@ fn add_cast(
     target: Target,
     uses: &[Use],
     names: &mut Names,
-) -> (ValueId, Option<NodeId>) {
+) -> Result<(ValueId, Option<NodeId>), InvariantError> {
     let graph = model.value(value).graph();
     let base = model.value(value).name().to_owned();
     let main = model.main();
@@ -208,8 +141,9 @@ fn add_cast(
             .iter()
             .any(|u| matches!(u, Use::GraphOutput { graph, .. } if *graph == main));
     let output = if keeps_name {
-        let renamed = names.fresh(&format!("{base}_{}", target.suffix()));
+        let renamed = names.value(&format!("{base}_{}", target.suffix()));
         model.rename_value(value, renamed);
+        names.release_value(&base);
         // The output's declaration goes with the renamed value (in low precision): its type
         // may be known from nothing else (an output of a custom op).
         let declared = model
@@ -236,26 +170,25 @@ fn add_cast(
             Precision::Low => target.suffix(),
             Precision::High => "fp32",
         };
-        names.fresh(&format!("{base}_{suffix}"))
+        format!("{base}_{suffix}")
     };
     let dtype = match to {
         Precision::Low => target.dtype(),
         Precision::High => DataType::Float,
     };
-    let node_name = names.fresh(&format!("{output}_cast"));
-    let node = model.add_node(
-        graph,
-        NodeProto {
-            name: Some(node_name),
-            op_type: Some("Cast".into()),
-            ..Default::default()
-        },
-        &[Some(value)],
-        &[Some(output)],
-        vec![int_attribute("to", dtype as i64)],
-    );
-    let new = model.node(node).outputs()[0].expect("a Cast has its output");
-    (new, Some(node))
+    let node = Op::new("Cast")
+        .name(format!("{output}_cast"))
+        .input(value)
+        .output(output.clone())
+        .attr(attr::int("to", dtype as i64))
+        .add(model, names, graph);
+    let new = first_output(model, node)?;
+    // The output's name is the renamed value's, which the policy may still count as held (a
+    // graph output's name is counted once per place it appears): the Cast takes it by hand.
+    if keeps_name {
+        names.rename(model, new, &output);
+    }
+    Ok((new, Some(node)))
 }
 
 /// The low-precision copy of a constant read at both precisions: a new initializer, or a new
@@ -270,9 +203,10 @@ fn low_copy(
 ) -> Option<(ValueId, Option<NodeId>)> {
     let v = model.value(value);
     let graph = v.graph();
-    let name = names.fresh(&format!("{}_{}", v.name(), plan.target.suffix()));
+    let base = format!("{}_{}", v.name(), plan.target.suffix());
     match v.def() {
         ValueDef::Initializer => {
+            let name = names.value(&base);
             let mut converted = low_initializer(model, plan, value, pending)?;
             converted.tensor.name = Some(name.clone());
             stats.bytes_converted += converted.payload_len();
@@ -283,20 +217,16 @@ fn low_copy(
         }
         ValueDef::Node { node, .. } => {
             let attribute = low_constant(model, plan, node)?;
-            let node_name = names.fresh(&name);
-            let copy = model.add_node(
-                graph,
-                NodeProto {
-                    name: Some(node_name),
-                    op_type: Some("Constant".into()),
-                    ..Default::default()
-                },
-                &[],
-                &[Some(name)],
-                vec![attribute],
-            );
+            let copy = Op::new("Constant")
+                .name(base.clone())
+                .output(base)
+                .attr(attribute)
+                .add(model, names, graph);
             stats.constants_copied += 1;
-            Some((model.node(copy).outputs()[0]?, Some(copy)))
+            Some((
+                model.node(copy).outputs().first().copied().flatten()?,
+                Some(copy),
+            ))
         }
         _ => None,
     }
@@ -344,7 +274,7 @@ fn low_constant(model: &Model, plan: &Plan, node: NodeId) -> Option<AttributePro
         ),
         _ => return None,
     };
-    Some(tensor_attribute("value", t))
+    Some(attr::tensor("value", t))
 }
 
 /// Low nodes whose output type an attribute sets get that attribute rewritten.
@@ -363,7 +293,7 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
             continue;
         }
         match n.op_type() {
-            "Cast" => set_int(model, node, "to", code),
+            "Cast" => attr::set(model, node, attr::int("to", code)),
             "Constant" => {
                 if let Some(attribute) = low_constant(model, plan, node) {
                     model.node_mut(node).attributes[0].proto = attribute;
@@ -375,21 +305,12 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
                     .and_then(|a| a.proto.t.as_ref())
                     .and_then(|t| convert::tensor(t, plan.target))
                     .unwrap_or_else(|| convert::from_floats(&[0.0], vec![1], plan.target));
-                let attribute = tensor_attribute("value", value);
-                let n = model.node_mut(node);
-                match n.attributes.iter_mut().find(|a| a.proto.name() == "value") {
-                    Some(a) => a.proto = attribute,
-                    None => n.attributes.push(Attribute {
-                        proto: attribute,
-                        graph: None,
-                        graphs: Vec::new(),
-                    }),
-                }
+                attr::set(model, node, attr::tensor("value", value));
             }
             "RandomNormal" | "RandomUniform" | "RandomNormalLike" | "RandomUniformLike"
-            | "EyeLike" | "Bernoulli" => set_int(model, node, "dtype", code),
+            | "EyeLike" | "Bernoulli" => attr::set(model, node, attr::int("dtype", code)),
             "HannWindow" | "HammingWindow" | "BlackmanWindow" => {
-                set_int(model, node, "output_datatype", code)
+                attr::set(model, node, attr::int("output_datatype", code))
             }
             // Only an explicit output_dtype is retargeted: 0 (absent) means "the scale's type",
             // which follows the scale's own conversion.
@@ -398,7 +319,7 @@ fn retype_attributes(model: &mut Model, plan: &Plan) {
                     .and_then(|a| a.proto.i)
                     .is_some_and(|i| i != 0) =>
             {
-                set_int(model, node, "output_dtype", code)
+                attr::set(model, node, attr::int("output_dtype", code))
             }
             _ => {}
         }

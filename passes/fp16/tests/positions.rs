@@ -255,3 +255,66 @@ fn a_range_with_a_fractional_bound_stays_float() {
     assert_eq!(report.details["ranges_in_integers"], 0, "{report:?}");
     assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
 }
+
+#[test]
+fn a_cast_bound_only_the_range_read_goes_with_it() {
+    // `wf = Cast(w)` fed only the float Range: the integer Range reads `w` itself, so the Cast
+    // computes nothing anyone reads and goes, counted among the float nodes before.
+    let (before, after, report) = convert(&steps_read_back(0.0));
+    let t = text(&after);
+    assert!(!t.contains("[width_f]"), "{t}");
+    assert_eq!(report.nodes_before, 5, "{report:?}");
+    // Shape, Gather, two integer Constants, the integer Range, its Cast, the Cast back.
+    assert_eq!(report.nodes_after, 7, "{report:?}\n{t}");
+    assert_eq!(report.details["float_nodes_before"], 2, "{report:?}\n{t}");
+    assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
+}
+
+#[test]
+fn an_unnamed_range_stays_unnamed_and_a_range_output_keeps_its_name() {
+    // The Range has no name and its steps are the graph's output: the Cast that computes them
+    // now has no name either and gives the output its name.
+    let (before, after, _) = convert(
+        r#"g (float[2,W] x) => (float[N] n) <int64 index = {1}, float zero = {0}, float one = {1}> {
+   [shape] s = Shape (x)
+   [width] w = Gather <axis: int = 0> (s, index)
+   [width_f] wf = Cast <to: int = 1> (w)
+   n = Range (zero, wf, one)
+}"#,
+    );
+    let t = text(&after);
+    assert_has(
+        &t,
+        &[
+            "   n_int = Range (zero_int, w, one_int)",
+            "   n = Cast <to: int = 1> (n_int)",
+        ],
+    );
+    assert!(
+        !t.contains("] n_int = Range") && !t.contains("] n = Cast"),
+        "{t}"
+    );
+    assert_same_outputs_on(&before, &after, 0.0, 0.0, &[(1, &[4100])]);
+}
+
+#[test]
+fn survey_leaves_the_model_as_it_was() {
+    use onnx_rewrite_egraph::pass::Pass;
+    use onnx_rewrite_testkit::bytes;
+    let mut model = model(&format!(
+        "<ir_version: 10, opset_import: [\"\" : 17]>\n{}",
+        steps_read_back(0.0)
+    ));
+    let was = bytes(&model);
+    let survey = Fp16Pass.survey(&mut model).unwrap_or_default();
+    assert!(
+        survey.contains("1 float Range(s) over whole numbers would count in integers"),
+        "{survey}"
+    );
+    model.check().expect("IR invariants hold after the survey");
+    assert_eq!(bytes(&model), was, "the survey changed the model");
+    // And the pass still runs on it as on a fresh copy.
+    let (after, report) = apply(&Fp16Pass, &model);
+    assert_eq!(report.details["ranges_in_integers"], 1, "{report:?}");
+    assert!(text(&after).contains("[range_int] n_int = Range"));
+}

@@ -37,7 +37,7 @@ impl Pass for GemmToMatmulPass {
         "Gemm → MatMul (+Add), transposes and scales folded into constant weights, so quantizers take every linear layer"
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
+    fn survey(&self, model: &mut Model) -> Option<String> {
         let gemms = count_gemms(model);
         (gemms > 0).then(|| format!("{gemms} Gemm node(s) to rewrite"))
     }

@@ -14,7 +14,7 @@ use onnx_rewrite_egraph::Id;
 use onnx_rewrite_egraph::Onnx;
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
-use onnx_rewrite_proto::AttributeProto;
+use onnx_rewrite_ir::edit::attr;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use crate::weights;
@@ -103,13 +103,10 @@ fn operand(cx: &mut RuleCx<'_>, x: Id, transpose: bool) -> Id {
         return x;
     }
     folded_constant(cx, x, true, 1.0).unwrap_or_else(|| {
-        let perm = AttributeProto {
-            name: Some("perm".into()),
-            r#type: Some(onnx_rewrite_proto::attribute_proto::AttributeType::Ints as i32),
-            ints: vec![1, 0],
-            ..AttributeProto::default()
-        };
-        cx.add_op(OpData::new("Transpose", vec![perm], 1), &[x])
+        cx.add_op(
+            OpData::new("Transpose", vec![attr::ints("perm", &[1, 0])], 1),
+            &[x],
+        )
     })
 }
 

@@ -163,3 +163,16 @@ fn unsafe_forms_are_declined_with_a_reason() {
         report.declined
     );
 }
+
+#[test]
+fn a_replaced_value_with_value_info_passes_its_name_on() {
+    // `h` is annotated; the MatMul that now computes it takes its name, not `h_1`.
+    let after = rewrite(
+        r#"g (float[M,3] a) => (float[M,2] y) <float[3,2] w = {1,2,3,4,5,6}, float[M,2] h> {
+   [fc] h = Gemm (a, w)
+   [act] y = Relu (h)
+}"#,
+    );
+    assert!(after.contains("h = MatMul (a, w)"), "{after}");
+    assert!(!after.contains("h_1"), "{after}");
+}

@@ -14,10 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use onnx_rewrite_egraph::emit::Names;
 use onnx_rewrite_egraph::facts::{ConstData, ConstTensor, DataType};
+use onnx_rewrite_ir::edit::{Names, Op, attr};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueId};
-use onnx_rewrite_proto::{AttributeProto, NodeProto};
+use onnx_rewrite_proto::AttributeProto;
 
 use crate::ort::memory;
 use crate::placement::sim::{Kind, V};
@@ -35,7 +35,7 @@ pub(crate) struct Bridged {
     pub bridged: Vec<String>,
     /// Crossings left, as (producer node, reason).
     pub left: Vec<(Option<NodeId>, String)>,
-    /// Values some reader no longer reads (candidates for dead-node removal).
+    /// Values some reader no longer reads (the roots of the sweep of what they computed).
     pub unread: Vec<ValueId>,
 }
 
@@ -150,6 +150,7 @@ impl Builder<'_> {
             {
                 let dims = value.static_dims().unwrap_or_default();
                 self.bridge_integer(value.id, dtype, &dims)
+                    .map_err(|e| e.to_string())?
             }
             _ => self.recompute(v, depth)?,
         };
@@ -195,27 +196,40 @@ impl Builder<'_> {
                 uv.id
             }));
         }
-        let ir = self.model.node(node.ir).clone();
+        let ir = self.model.node(node.ir);
         let base = self.model.value(sim.values[v].id).name().to_owned();
+        let name = format!("{}/on_device", ir.name());
+        let domain = ir.proto.domain().to_owned();
         let attributes: Vec<AttributeProto> =
             ir.attributes.iter().map(|a| a.proto.clone()).collect();
-        let header = NodeProto {
-            name: Some(self.names.fresh_node(&format!("{}/on_device", ir.name()))),
-            op_type: Some(node.op.clone()),
-            domain: ir.proto.domain.clone(),
-            ..NodeProto::default()
-        };
-        let mut outputs = vec![None; ir.outputs().len()];
-        outputs[slot] = Some(self.names.fresh_value(&format!("{base}_on_device")));
-        let id = self
-            .model
-            .add_node(self.graph, header, &inputs, &outputs, attributes);
-        self.model.node(id).outputs()[slot]
+        let slots = ir.outputs().len();
+        let mut outputs = vec![None; slots];
+        if let Some(named) = outputs.get_mut(slot) {
+            *named = Some(format!("{base}_on_device"));
+        }
+        let id = Op::new(&node.op)
+            .domain(&domain)
+            .name(name)
+            .inputs(&inputs)
+            .output_slots(outputs)
+            .attrs(attributes)
+            .add(self.model, self.names, self.graph);
+        self.model
+            .node(id)
+            .outputs()
+            .get(slot)
+            .copied()
+            .flatten()
             .ok_or_else(|| "the recomputed node has no output".to_owned())
     }
 
     /// `Reshape(Concat(Range(x[k], x[k] + 1, 1) for k), dims)`: the value of `x`, on the device.
-    fn bridge_integer(&mut self, x: ValueId, dtype: DataType, dims: &[i64]) -> ValueId {
+    fn bridge_integer(
+        &mut self,
+        x: ValueId,
+        dtype: DataType,
+        dims: &[i64],
+    ) -> Result<ValueId, InvariantError> {
         let count: i64 = dims.iter().product();
         let base = self.model.value(x).name().to_owned();
         let one = self.scalar(dtype, 1);
@@ -223,7 +237,7 @@ impl Builder<'_> {
             x
         } else {
             let shape = self.i64_vector(&[-1]);
-            self.op("Reshape", &[x, shape], vec![], &base, "flat")
+            self.op("Reshape", &[x, shape], None, &base, "flat")?
         };
         let mut pieces = Vec::new();
         for k in 0..count {
@@ -234,13 +248,13 @@ impl Builder<'_> {
                 self.op(
                     "Gather",
                     &[flat, index],
-                    vec![int_attribute("axis", 0)],
+                    Some(attr::int("axis", 0)),
                     &base,
                     "element",
-                )
+                )?
             };
-            let limit = self.op("Add", &[scalar, one], vec![], &base, "limit");
-            pieces.push(self.op("Range", &[scalar, limit, one], vec![], &base, "on_device"));
+            let limit = self.op("Add", &[scalar, one], None, &base, "limit")?;
+            pieces.push(self.op("Range", &[scalar, limit, one], None, &base, "on_device")?);
         }
         let joined = if pieces.len() == 1 {
             pieces[0]
@@ -248,38 +262,36 @@ impl Builder<'_> {
             self.op(
                 "Concat",
                 &pieces,
-                vec![int_attribute("axis", 0)],
+                Some(attr::int("axis", 0)),
                 &base,
                 "on_device",
-            )
+            )?
         };
         if dims.len() == 1 {
-            joined
+            Ok(joined)
         } else {
             let shape = self.i64_vector(dims);
-            self.op("Reshape", &[joined, shape], vec![], &base, "on_device")
+            self.op("Reshape", &[joined, shape], None, &base, "on_device")
         }
     }
 
+    /// `op_type` of the default domain with one output, named `<base>/<op_type>_<suffix>`, its
+    /// value `<base>_<suffix>`.
     fn op(
         &mut self,
         op_type: &str,
         inputs: &[ValueId],
-        attributes: Vec<AttributeProto>,
+        attribute: Option<AttributeProto>,
         base: &str,
         suffix: &str,
-    ) -> ValueId {
-        let header = NodeProto {
-            name: Some(self.names.fresh_node(&format!("{base}/{op_type}_{suffix}"))),
-            op_type: Some(op_type.to_owned()),
-            ..NodeProto::default()
-        };
-        let output = self.names.fresh_value(&format!("{base}_{suffix}"));
+    ) -> Result<ValueId, InvariantError> {
         let inputs: Vec<Option<ValueId>> = inputs.iter().copied().map(Some).collect();
-        let id = self
-            .model
-            .add_node(self.graph, header, &inputs, &[Some(output)], attributes);
-        self.model.node(id).outputs()[0].expect("the node was made with one output")
+        Op::new(op_type)
+            .name(format!("{base}/{op_type}_{suffix}"))
+            .inputs(&inputs)
+            .output(format!("{base}_{suffix}"))
+            .attrs(attribute)
+            .add_value(self.model, self.names, self.graph)
     }
 
     fn constant(&mut self, tensor: ConstTensor, hint: &str) -> ValueId {
@@ -288,7 +300,7 @@ impl Builder<'_> {
             return *v;
         }
         let mut proto = tensor.to_proto();
-        let name = self.names.fresh_value(hint);
+        let name = self.names.value(hint);
         proto.name = Some(name.clone());
         let v = self.model.add_initializer(self.graph, name, proto);
         self.constants.insert(key, v);
@@ -321,44 +333,4 @@ fn content_key(tensor: &ConstTensor) -> Vec<u8> {
     let mut proto = tensor.to_proto();
     proto.name = None;
     proto.encode_to_vec()
-}
-
-fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    crate::rules::build::int_attribute(name, value)
-}
-
-/// Removes the nodes that computed only `unread` values (readers rewired by the bridge), and
-/// then what only they read. Graph outputs and nodes of other domains stay.
-pub(crate) fn remove_dead(
-    model: &mut Model,
-    graph: GraphId,
-    mut unread: Vec<ValueId>,
-) -> Result<usize, InvariantError> {
-    let outputs: Vec<ValueId> = model
-        .graph(graph)
-        .outputs()
-        .iter()
-        .map(|o| o.value)
-        .collect();
-    let mut removed = 0;
-    while let Some(value) = unread.pop() {
-        let Some((node, _)) = model.value(value).producer() else {
-            continue;
-        };
-        let n = model.node(node);
-        let dead = !n.is_removed()
-            && n.graph() == graph
-            && n.domain().is_empty()
-            && n.subgraphs().next().is_none()
-            && n.outputs()
-                .iter()
-                .flatten()
-                .all(|v| model.value(*v).uses().is_empty() && !outputs.contains(v));
-        if dead {
-            unread.extend(n.inputs().iter().flatten().copied());
-            model.remove_node(node)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }

@@ -29,12 +29,12 @@ pub mod rules;
 use std::sync::Arc;
 use std::time::Instant;
 
-use onnx_rewrite_egraph::emit::Names;
 use onnx_rewrite_egraph::fit;
 use onnx_rewrite_egraph::pass::{
     Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
 };
 use onnx_rewrite_egraph::run::{Declined, RewriteOptions, describe_graph, rewrite_model};
+use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{Model, ValueId};
 use serde_json::Value;
 
@@ -74,7 +74,7 @@ impl Pass for HoistScalarsPass {
         OPTIONS
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
+    fn survey(&self, model: &mut Model) -> Option<String> {
         let p = predict(model, &PredictOptions::default()).ok()?;
         (p.memcpy_nodes > 0).then(|| {
             format!(
@@ -131,25 +131,29 @@ impl Pass for HoistScalarsPass {
                 if before_count == 0 {
                     continue;
                 }
-                let saved = model.clone();
-                let outcome = bridge::bridge_graph(model, graph, &placed, &mut names)
+                let mut trial = Transaction::begin(model);
+                let outcome = bridge::bridge_graph(&mut trial, graph, &placed, &mut names)
                     .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
-                bridge::remove_dead(model, graph, outcome.unread.clone())
+                edit::sweep(&mut trial, &outcome.unread)
                     .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
-                let after_count = placement::place(model, graph, ort)
+                let after_count = placement::place(&trial, graph, ort)
                     .map_err(|e| PassError::Input(e.to_string()))?
                     .crossings
                     .len();
-                if outcome.bridged.is_empty() || after_count >= before_count {
-                    *model = saved;
-                    if !outcome.bridged.is_empty() {
-                        left.push(format!(
-                            "{label}: bridging {} left {after_count} crossing(s) of {before_count}; kept the graph unbridged",
-                            outcome.bridged.join(", ")
-                        ));
-                    }
+                let kept = !outcome.bridged.is_empty() && after_count < before_count;
+                if kept {
+                    trial.commit()
                 } else {
+                    trial.rollback()
+                }
+                .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
+                if kept {
                     bridged.extend(outcome.bridged.iter().map(|t| format!("{label}: '{t}'")));
+                } else if !outcome.bridged.is_empty() {
+                    left.push(format!(
+                        "{label}: bridging {} left {after_count} crossing(s) of {before_count}; kept the graph unbridged",
+                        outcome.bridged.join(", ")
+                    ));
                 }
                 for (node, why) in outcome.left {
                     match node {

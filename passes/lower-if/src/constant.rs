@@ -5,14 +5,18 @@
 //! not hold them), captured outer values resolve by id, the branch outputs replace the `If`'s
 //! outputs (graph outputs keep their names), and the node goes with both branches. An `If`
 //! nested in the taken branch comes along and is handled in a later round, when the parent's
-//! facts may decide its condition too.
+//! facts may decide its condition too. What the inlining left unread (the condition, copies
+//! whose outputs nothing reads) is swept. The whole replacement is one transaction: an `If` that
+//! cannot be inlined stays exactly as it was.
 
-use onnx_rewrite_ir::{GraphId, Model, NodeId};
+use onnx_rewrite_ir::edit::{self, Names};
+use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 
 use crate::copy::{ValueMap, copy_body};
 use crate::facts::GraphFacts;
-use crate::names::Names;
-use crate::splice::{replace_node, restore_names};
+use crate::splice::{
+    Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
+};
 
 /// The value of `node`'s condition, if the facts hold it as a single-element constant.
 pub(crate) fn known_condition(model: &Model, facts: &GraphFacts, node: NodeId) -> Option<bool> {
@@ -36,7 +40,6 @@ pub(crate) fn inline_branch(
     taken: GraphId,
     names: &mut Names,
 ) -> Result<(), String> {
-    let graph = model.node(node).graph();
     if !model.graph(taken).inputs().is_empty() {
         return Err("the branch declares inputs".into());
     }
@@ -47,7 +50,20 @@ pub(crate) fn inline_branch(
     if have != want {
         return Err(format!("the branch has {have} outputs, the If {want}"));
     }
-    let condition: Vec<_> = model
+    atomically(model, names, |model, names| {
+        splice_branch(model, node, taken, names)
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn splice_branch(
+    model: &mut Model,
+    node: NodeId,
+    taken: GraphId,
+    names: &mut Names,
+) -> Result<(), SpliceError> {
+    let graph = model.node(node).graph();
+    let condition: Vec<ValueId> = model
         .node(node)
         .inputs()
         .iter()
@@ -55,20 +71,15 @@ pub(crate) fn inline_branch(
         .copied()
         .collect();
     let mut map = ValueMap::default();
-    let copied =
-        copy_body(model, taken, graph, &mut map, names, None).map_err(|e| e.to_string())?;
-    crate::splice::place_before(model, &copied.nodes, node).map_err(|e| e.to_string())?;
-    let renamed = replace_node(model, node, &copied.outputs, &|v| copied.defines(v), names)
-        .map_err(|e| e.to_string())?;
-    restore_names(
-        model,
-        names,
-        &copied.all_values,
-        &copied.all_node_pairs,
-        &renamed,
-    );
-    crate::splice::prune_dead(model, &copied.nodes, &copied.initializers)
-        .map_err(|e| e.to_string())?;
-    crate::splice::prune_unread(model, &condition).map_err(|e| e.to_string())?;
-    crate::splice::sort(model, graph).map_err(|e| e.to_string())
+    let copied = copy_body(model, taken, graph, &mut map, names, None)?;
+    place_before(model, &copied.nodes, node)?;
+    let renamed = replace_node(model, node, &copied.outputs, &|v| copied.defines(v), names)?;
+    let mut wanted = Wanted::of(model, &copied);
+    for (value, output) in renamed {
+        wanted.took_name_of(value, output);
+    }
+    restore_names(model, names, &wanted, Restore::WhereFree);
+    let roots: Vec<ValueId> = copied.defined().chain(condition).collect();
+    edit::sweep(model, &roots)?;
+    sort(model, graph)
 }

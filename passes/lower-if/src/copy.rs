@@ -7,7 +7,9 @@
 //! attribute of the function being inlined (`ref_attr_name`) are bound on the way.
 //!
 //! The source is left as it was: the caller removes it (an inlined `If`) or keeps it (a function
-//! called again elsewhere), and can undo a copy with [`Copied::undo`].
+//! called again elsewhere). A copy is an edit like any other: the caller opens a checkpoint (a
+//! [`onnx_rewrite_ir::edit::Transaction`]) before copying, and rolls it back to undo the copy,
+//! a partial one that failed included.
 //!
 //! The source graph's own `value_info` is not copied: its `dim_param`s name dims of the scope
 //! it came from, and the analysis of the destination infers those types anyway. Subgraphs
@@ -20,7 +22,7 @@ use rustc_hash::FxHashMap as HashMap;
 use onnx_rewrite_ir::proto::AttributeProto;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId, ValueInfoEntry};
 
-use crate::names::Names;
+use onnx_rewrite_ir::edit::Names;
 
 /// Source value → value in the destination scope; `None` is a missing optional value.
 pub(crate) type ValueMap = HashMap<ValueId, Option<ValueId>>;
@@ -50,8 +52,6 @@ pub(crate) struct Copied {
     pub nodes: Vec<NodeId>,
     /// Every node created, those inside copied subgraphs included.
     pub all_nodes: Vec<NodeId>,
-    /// Initializers (dense and sparse) added to the destination graph.
-    pub initializers: Vec<ValueId>,
     /// (source, copy) for every value the copy defines directly in the destination graph.
     pub values: Vec<(ValueId, ValueId)>,
     /// (source, copy) for every value the copy defines, nested subgraphs included.
@@ -60,9 +60,6 @@ pub(crate) struct Copied {
     pub all_node_pairs: Vec<(NodeId, NodeId)>,
     /// The source graph's outputs as values of the destination scope (`None`: missing).
     pub outputs: Vec<Option<ValueId>>,
-    /// Names reserved by the copy, nested graphs included, so that an undo frees them.
-    value_names: Vec<String>,
-    node_names: Vec<String>,
 }
 
 impl Copied {
@@ -71,22 +68,16 @@ impl Copied {
         self.values.iter().any(|(_, c)| *c == value)
     }
 
-    /// Removes everything the copy created. Nothing outside the copy may read it.
-    pub(crate) fn undo(self, model: &mut Model, names: &mut Names) -> Result<(), CopyError> {
-        model.remove_nodes(&self.nodes)?;
-        model.remove_initializers(&self.initializers)?;
-        for name in &self.value_names {
-            names.values.release(name);
-        }
-        for name in &self.node_names {
-            names.nodes.release(name);
-        }
-        Ok(())
+    /// Every value the copy defines directly in the destination graph (where what it left
+    /// unread is swept from).
+    pub(crate) fn defined(&self) -> impl Iterator<Item = ValueId> + '_ {
+        self.values.iter().map(|(_, c)| *c)
     }
 }
 
 /// Copies the initializers and nodes of `source` into `dest`. Values of `source` read before
-/// they are defined (its inputs, for a function body) must be in `map`.
+/// they are defined (its inputs, for a function body) must be in `map`. On an error the copy
+/// may be partial: the caller rolls back the checkpoint it opened before copying.
 pub(crate) fn copy_body(
     model: &mut Model,
     source: GraphId,
@@ -102,12 +93,7 @@ pub(crate) fn copy_body(
         env,
         out: Copied::default(),
     };
-    if let Err(e) = copier.body(source, dest) {
-        // Leave the destination as it was.
-        let partial = std::mem::take(&mut copier.out);
-        partial.undo(copier.model, copier.names)?;
-        return Err(e);
-    }
+    copier.body(source, dest)?;
     let outputs: Vec<Option<ValueId>> = copier
         .model
         .graph(source)
@@ -140,18 +126,6 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn fresh_value(&mut self, base: &str) -> String {
-        let name = self.names.values.fresh(base);
-        self.out.value_names.push(name.clone());
-        name
-    }
-
-    fn fresh_node(&mut self, base: &str) -> String {
-        let name = self.names.nodes.fresh(base);
-        self.out.node_names.push(name.clone());
-        name
-    }
-
     /// Copies `source`'s initializers (dense, then sparse) into `dest`; inputs with a default
     /// are copied with the inputs.
     fn constants(&mut self, source: GraphId, dest: GraphId, top: bool) -> Result<(), CopyError> {
@@ -164,12 +138,9 @@ impl Copier<'_> {
                 continue;
             };
             let base = self.model.value(value).name().to_owned();
-            let name = self.fresh_value(&base);
+            let name = self.names.value(&base);
             let copy = self.model.add_initializer(dest, name, tensor);
             self.defined(value, copy, top);
-            if top {
-                self.out.initializers.push(copy);
-            }
         }
         let sparse: Vec<ValueId> = self.model.graph(source).sparse_initializers().to_vec();
         for value in sparse {
@@ -177,12 +148,9 @@ impl Copier<'_> {
                 continue;
             };
             let base = self.model.value(value).name().to_owned();
-            let name = self.fresh_value(&base);
+            let name = self.names.value(&base);
             let copy = self.model.add_sparse_initializer(dest, name, tensor);
             self.defined(value, copy, top);
-            if top {
-                self.out.initializers.push(copy);
-            }
         }
         Ok(())
     }
@@ -214,7 +182,7 @@ impl Copier<'_> {
         }
         let mut header = n.proto.clone();
         if !n.name().is_empty() {
-            header.name = Some(self.fresh_node(n.name()));
+            header.name = Some(self.names.node(n.name()));
         }
         let mut attributes = Vec::with_capacity(n.attributes.len());
         let mut graphs: Vec<(usize, Option<GraphId>, Vec<GraphId>)> = Vec::new();
@@ -230,7 +198,7 @@ impl Copier<'_> {
         let mut outputs: Vec<Option<String>> = Vec::with_capacity(n.outputs().len());
         for o in n.outputs() {
             let name = o.map(|v| self.model.value(v).name().to_owned());
-            outputs.push(name.map(|name| self.fresh_value(&name)));
+            outputs.push(name.map(|name| self.names.value(&name)));
         }
         let copy = self
             .model
@@ -269,7 +237,7 @@ impl Copier<'_> {
         let inputs = self.model.graph(source).inputs().to_vec();
         for io in inputs {
             let base = self.model.value(io.value).name().to_owned();
-            let name = self.fresh_value(&base);
+            let name = self.names.value(&base);
             let copy = self.model.add_input(dest, name, io.info.clone());
             if let Some(default) = self.model.value(io.value).initializer().cloned() {
                 self.model.set_input_default(copy, default);

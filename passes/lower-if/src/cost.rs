@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use onnx_rewrite_egraph::facts::{Dim, Shape, SymId};
 use onnx_rewrite_ir::{Model, NodeId};
+use onnx_rewrite_ops::Form;
 
 use crate::facts::GraphFacts;
 
@@ -17,17 +18,6 @@ pub(crate) struct Flops {
     terms: BTreeMap<Vec<SymId>, i64>,
     unknown: bool,
 }
-
-const METADATA_ONLY: &[&str] = &[
-    "Shape",
-    "Size",
-    "Reshape",
-    "Squeeze",
-    "Unsqueeze",
-    "Identity",
-    "Flatten",
-    "Constant",
-];
 
 impl Flops {
     /// Adds `factor · product(dims)`.
@@ -92,17 +82,19 @@ impl Flops {
 
 /// The estimated FLOPs of `nodes`.
 pub(crate) fn flops(model: &Model, facts: &mut GraphFacts, nodes: &[NodeId]) -> Flops {
+    let opset = model.opset("").unwrap_or(i64::MAX);
     let mut total = Flops::default();
     for &node in nodes {
-        node_flops(model, facts, node, &mut total);
+        node_flops(model, facts, node, opset, &mut total);
     }
     total
 }
 
-fn node_flops(model: &Model, facts: &mut GraphFacts, node: NodeId, total: &mut Flops) {
+fn node_flops(model: &Model, facts: &mut GraphFacts, node: NodeId, opset: i64, total: &mut Flops) {
     let n = model.node(node);
     let op = n.op_type();
-    if METADATA_ONLY.contains(&op) {
+    // Views, shape reads and constants compute no element (the op table's `Form::Metadata`).
+    if onnx_rewrite_ops::form(n.domain(), op, opset) == Form::Metadata {
         return;
     }
     let mut shape = |i: Option<onnx_rewrite_ir::ValueId>| -> Option<Shape> { facts.shape(i?) };

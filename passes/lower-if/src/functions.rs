@@ -8,7 +8,8 @@
 //! call becomes a copy of the function body in the caller's graph: inputs bound to the call's
 //! inputs (a missing one stays missing), attributes bound by name (the call's value, else the
 //! function's default; an inner attribute referencing one the call does not bind is dropped,
-//! as the spec says), every name made unique in the caller's scope tree. Calls inside the
+//! as the spec says), every name made fresh (the function's own names are given back once the
+//! function is gone, where nothing else holds them). Calls inside the
 //! copied body (to other functions, inside subgraphs) are inlined in turn, and so are calls
 //! inside the bodies of functions that stay; a function reached again through its own body is
 //! an error, and so is a chain of calls deeper than [`MAX_CALL_DEPTH`].
@@ -27,9 +28,12 @@ use onnx_rewrite_egraph::run::{Declined, describe_graph};
 use onnx_rewrite_ir::proto::OperatorSetIdProto;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
 
+use onnx_rewrite_ir::edit::Names;
+
 use crate::copy::{AttributeEnv, ValueMap, copy_body};
-use crate::names::{Scopes, root_of, tree};
-use crate::splice::{place_before, replace_node, sort};
+use crate::splice::{
+    Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
+};
 
 /// Calls nested deeper than this (a function calling a function ...) are an error.
 pub const MAX_CALL_DEPTH: usize = 64;
@@ -77,38 +81,34 @@ fn function_table(model: &Model) -> BTreeMap<Key, usize> {
 /// Inlines every call in the main graph and its subgraphs.
 pub(crate) fn inline_functions(
     model: &mut Model,
-    scopes: &mut Scopes,
+    names: &mut Names,
 ) -> Result<InlineOutcome, PassError> {
-    let mut outcome = InlineOutcome::default();
     let table = function_table(model);
     if table.is_empty() {
-        return Ok(outcome);
+        return Ok(InlineOutcome::default());
     }
     let called_before = called(model, &table);
-    let mut touched: BTreeSet<GraphId> = BTreeSet::new();
+    let mut cx = Inlining {
+        table: &table,
+        names,
+        outcome: InlineOutcome::default(),
+        touched: BTreeSet::new(),
+        wanted: Wanted::default(),
+    };
     let main = calls_in(model, &table, model.main());
-    inline_all(
-        model,
-        &table,
-        main,
-        Vec::new(),
-        scopes,
-        &mut outcome,
-        &mut touched,
-    )?;
+    inline_all(model, &mut cx, main, Vec::new())?;
     // Calls inside the bodies of the functions that stay (their own calls were declined).
     for function in called(model, &table) {
         let calls = calls_in(model, &table, model.functions[function].body);
-        inline_all(
-            model,
-            &table,
-            calls,
-            vec![function],
-            scopes,
-            &mut outcome,
-            &mut touched,
-        )?;
+        inline_all(model, &mut cx, calls, vec![function])?;
     }
+    let Inlining {
+        names,
+        mut outcome,
+        touched,
+        wanted,
+        ..
+    } = cx;
     for graph in touched {
         sort(model, graph).map_err(|e| PassError::Input(e.to_string()))?;
     }
@@ -124,6 +124,9 @@ pub(crate) fn inline_functions(
         outcome.functions_removed.push(describe_function(&f.proto));
     }
     outcome.functions_removed.reverse();
+    // The removed functions' names are free now: the copies get their sources' back.
+    *names = Names::of(model);
+    restore_names(model, names, &wanted, Restore::Afresh);
     // A domain imported only to name the removed functions goes with them.
     for domain in domains {
         let used = !domain.is_empty()
@@ -143,17 +146,25 @@ pub(crate) fn inline_functions(
     Ok(outcome)
 }
 
+/// What inlining carries from call to call.
+struct Inlining<'a> {
+    table: &'a BTreeMap<Key, usize>,
+    names: &'a mut Names,
+    outcome: InlineOutcome,
+    touched: BTreeSet<GraphId>,
+    /// The names the copies want back once the functions are gone.
+    wanted: Wanted,
+}
+
 /// Inlines `calls` (reached through the functions of `chain`), then the calls their copies
 /// hold, breadth first.
 fn inline_all(
     model: &mut Model,
-    table: &BTreeMap<Key, usize>,
+    cx: &mut Inlining<'_>,
     calls: Vec<NodeId>,
     chain: Vec<usize>,
-    scopes: &mut Scopes,
-    outcome: &mut InlineOutcome,
-    touched: &mut BTreeSet<GraphId>,
 ) -> Result<(), PassError> {
+    let table = cx.table;
     let mut queue: VecDeque<(NodeId, Vec<usize>)> =
         calls.into_iter().map(|n| (n, chain.clone())).collect();
     while let Some((call, chain)) = queue.pop_front() {
@@ -182,11 +193,11 @@ fn inline_all(
             )));
         }
         let graph = model.node(call).graph();
-        match inline_call(model, call, function, scopes) {
+        match inline_call(model, call, function, cx) {
             Ok((created, imports)) => {
-                outcome.calls_inlined += 1;
-                outcome.opsets_added.extend(imports);
-                touched.insert(graph);
+                cx.outcome.calls_inlined += 1;
+                cx.outcome.opsets_added.extend(imports);
+                cx.touched.insert(graph);
                 let mut next = chain.clone();
                 next.push(function);
                 for node in created {
@@ -195,7 +206,7 @@ fn inline_all(
                     }
                 }
             }
-            Err(reason) => outcome.declined.push(Declined {
+            Err(reason) => cx.outcome.declined.push(Declined {
                 graph: describe_graph(model, graph),
                 node: model.describe_node(call),
                 rule: "inline-functions".into(),
@@ -258,7 +269,7 @@ fn inline_call(
     model: &mut Model,
     call: NodeId,
     function: usize,
-    scopes: &mut Scopes,
+    cx: &mut Inlining<'_>,
 ) -> Result<(Vec<NodeId>, Vec<String>), Decline> {
     let graph = model.node(call).graph();
     let f = model.functions[function].clone();
@@ -310,6 +321,19 @@ fn inline_call(
         }
     }
 
+    let (copied, took) = atomically(model, cx.names, |model, names| {
+        let copied = copy_body(model, body, graph, &mut map, names, Some(&env))?;
+        place_before(model, &copied.nodes, call)?;
+        let made_here = |v: ValueId| copied.defines(v);
+        let took = replace_node(model, call, &copied.outputs, &made_here, names)?;
+        Ok::<_, SpliceError>((copied, took))
+    })
+    .map_err(|e| e.to_string())?;
+    cx.wanted.extend(Wanted::of(model, &copied));
+    for (value, output) in took {
+        cx.wanted.took_name_of(value, output);
+    }
+    // The imports go in once the call is inlined (the model's header is not journaled).
     let mut added = Vec::new();
     for (domain, version) in missing {
         let import = OperatorSetIdProto {
@@ -330,12 +354,6 @@ fn inline_call(
             }
         }
     }
-    let names = scopes.of(model, graph);
-    let copied =
-        copy_body(model, body, graph, &mut map, names, Some(&env)).map_err(|e| e.to_string())?;
-    place_before(model, &copied.nodes, call).map_err(|e| e.to_string())?;
-    let made_here = |v: ValueId| copied.defines(v);
-    replace_node(model, call, &copied.outputs, &made_here, names).map_err(|e| e.to_string())?;
     Ok((copied.all_nodes, added))
 }
 
@@ -454,4 +472,26 @@ pub(crate) fn count_calls(model: &Model) -> usize {
         return 0;
     }
     calls_in(model, &table, model.main()).len()
+}
+
+/// The root of the scope tree `graph` belongs to: the main graph or a function body.
+fn root_of(model: &Model, graph: GraphId) -> GraphId {
+    let mut g = graph;
+    while let GraphOwner::Node { node, .. } = model.graph(g).owner() {
+        g = model.node(node).graph();
+    }
+    g
+}
+
+/// `root` and every graph nested in it, outermost first.
+fn tree(model: &Model, root: GraphId) -> Vec<GraphId> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while let Some(&graph) = out.get(i) {
+        for &node in model.graph(graph).nodes() {
+            out.extend(model.node(node).subgraphs());
+        }
+        i += 1;
+    }
+    out
 }

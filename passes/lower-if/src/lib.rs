@@ -27,7 +27,6 @@ mod copy;
 mod cost;
 mod facts;
 mod functions;
-mod names;
 mod purity;
 mod select;
 mod splice;
@@ -39,6 +38,7 @@ use std::time::Instant;
 use onnx_rewrite_egraph::fit;
 use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
 use onnx_rewrite_egraph::run::{Declined, describe_graph, graphs_innermost_first};
+use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
 use serde_json::{Value as Json, json};
 
@@ -47,7 +47,6 @@ pub use functions::MAX_CALL_DEPTH;
 use crate::functions::InlineOutcome;
 
 use crate::facts::GraphFacts;
-use crate::names::Scopes;
 use crate::select::{SelectCost, is_if};
 
 /// Rounds of constant inlining and select lowering over the whole model; each round that
@@ -66,7 +65,7 @@ impl Pass for InlineFunctionsPass {
         "calls of model-local functions replaced by their bodies (attributes bound, names made unique), unused functions removed"
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
+    fn survey(&self, model: &mut Model) -> Option<String> {
         let calls = functions::count_calls(model);
         (calls > 0).then(|| format!("{calls} call(s) of model-local functions to inline"))
     }
@@ -74,7 +73,7 @@ impl Pass for InlineFunctionsPass {
     fn run(&self, model: &mut Model, _cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let before = count_nodes(model);
-        let outcome = functions::inline_functions(model, &mut Scopes::default())?;
+        let outcome = functions::inline_functions(model, &mut Names::of(model))?;
         let mut report = PassReport {
             pass: self.name().to_owned(),
             nodes_before: before,
@@ -99,7 +98,7 @@ impl Pass for LowerIfPass {
         "If nodes removed: the taken branch inlined when the condition is known, else both branches computed and selected with Where when that is sound; every If left is reported with the reason"
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
+    fn survey(&self, model: &mut Model) -> Option<String> {
         let ifs = count_ifs(model);
         (ifs > 0).then(|| format!("{ifs} If node(s) to inline or lower"))
     }
@@ -108,16 +107,16 @@ impl Pass for LowerIfPass {
         let started = Instant::now();
         let before = count_nodes(model);
         let ifs_before = count_ifs(model);
-        let mut scopes = Scopes::default();
+        let mut names = Names::of(model);
         let mut report = PassReport {
             pass: self.name().to_owned(),
             nodes_before: before,
             ..PassReport::default()
         };
-        let inlined = functions::inline_functions(model, &mut scopes)?;
+        let inlined = functions::inline_functions(model, &mut names)?;
         record_inlining(&mut report, inlined);
 
-        let lowering = lower_ifs(model, &mut scopes)?;
+        let lowering = lower_ifs(model, &mut names)?;
         let exposed = fit::exposed_at(model, lowering.scalar_readers.iter().copied());
         let fitted = fit::scalar_readers(model, &exposed)
             .map_err(|e| PassError::Input(format!("fitting the readers of inlined values: {e}")))?;
@@ -211,20 +210,19 @@ struct Lowering {
     scalar_readers: BTreeSet<(NodeId, usize)>,
 }
 
-fn lower_ifs(model: &mut Model, scopes: &mut Scopes) -> Result<Lowering, PassError> {
+fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError> {
     let mut out = Lowering::default();
     let mut scalar_shapes: BTreeMap<GraphId, Option<ValueId>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
         out.scalar_readers.extend(fit::scalar_readers_of_ifs(model));
         let mut changed = false;
         for graph in graphs_with_ifs(model) {
-            changed |= inline_constants(model, graph, scopes, &mut out)?;
+            changed |= inline_constants(model, graph, names, &mut out)?;
         }
         for graph in graphs_with_ifs(model) {
             if !is_live(model, graph) {
                 continue;
             }
-            let names = scopes.of(model, graph);
             let scalar = scalar_shapes.entry(graph).or_default();
             let outcome = select::lower_graph(model, graph, names, scalar)
                 .map_err(|e| PassError::Input(format!("{}: {e}", describe_graph(model, graph))))?;
@@ -253,7 +251,7 @@ fn graphs_with_ifs(model: &Model) -> Vec<GraphId> {
 fn inline_constants(
     model: &mut Model,
     graph: GraphId,
-    scopes: &mut Scopes,
+    names: &mut Names,
     out: &mut Lowering,
 ) -> Result<bool, PassError> {
     if !is_live(model, graph) {
@@ -285,7 +283,6 @@ fn inline_constants(
             );
             continue;
         };
-        let names = scopes.of(model, graph);
         match constant::inline_branch(model, node, taken, names) {
             Ok(()) => {
                 out.inlined_constant += 1;

@@ -10,24 +10,27 @@
 //! dims: `[1,D]` against `[N,D]` would silently broadcast), every node of both branches total
 //! ([`crate::totality`]). Shapes and totality are judged on the parent graph's facts with both
 //! branches already copied into it, so captured values have what the parent knows of them and
-//! both branches share one symbol table. A candidate that fails a check is undone and its
-//! `If` stays, with the reason.
+//! both branches share one symbol table.
 //!
-//! All candidates of one graph are copied and judged against one lowering of the graph; an
-//! `If` that reads another's output sees only what that `If` declares, and is retried in the
-//! next round once the other is lowered.
+//! All candidates of one graph are copied and judged against one lowering of the graph, in a
+//! transaction that is then rolled back; an `If` that reads another's output sees only what
+//! that `If` declares, and is retried in the next round once the other is lowered. Each `If`
+//! that passed is then lowered in a transaction of its own (its branches copied again); one
+//! that failed a check stays as it was, with the reason.
 
 use onnx_rewrite_egraph::facts::{DataType, Shape, dtype_name};
-use onnx_rewrite_ir::proto::{NodeProto, TensorProto, tensor_proto};
+use onnx_rewrite_ir::edit::{self, Names, Op, Transaction};
+use onnx_rewrite_ir::proto::{TensorProto, tensor_proto};
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 
 use crate::constant::branch;
 use crate::copy::{Copied, ValueMap, copy_body};
 use crate::cost::{self, Flops};
 use crate::facts::GraphFacts;
-use crate::names::Names;
 use crate::purity;
-use crate::splice::{place_before, prune_dead, replace_node, restore_names, sort};
+use crate::splice::{
+    Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
+};
 use crate::totality::Totality;
 
 /// What lowering one `If` to the select form costs, for the report.
@@ -56,6 +59,9 @@ struct Candidate {
     else_copy: Copied,
 }
 
+/// An `If`'s then and else branches.
+type Branches = (GraphId, GraphId);
+
 struct Plan {
     reshape_cond: bool,
     cost: SelectCost,
@@ -76,65 +82,107 @@ pub(crate) fn lower_graph(
         .copied()
         .filter(|n| is_if(model, *n))
         .collect();
-    let mut candidates = Vec::new();
+    let mut prechecked = Vec::new();
     for node in ifs {
         match precheck(model, node) {
             Err(reason) => outcome.declined.push((node, reason)),
-            Ok((then_g, else_g)) => {
-                let then_copy =
-                    match copy_body(model, then_g, graph, &mut ValueMap::default(), names, None) {
-                        Ok(copy) => copy,
-                        Err(e) => {
-                            outcome
-                                .declined
-                                .push((node, format!("the then branch: {e}")));
-                            continue;
-                        }
-                    };
-                match copy_body(model, else_g, graph, &mut ValueMap::default(), names, None) {
-                    Ok(else_copy) => candidates.push(Candidate {
-                        node,
-                        then_copy,
-                        else_copy,
-                    }),
-                    Err(e) => {
-                        then_copy.undo(model, names).map_err(|e| e.to_string())?;
-                        outcome
-                            .declined
-                            .push((node, format!("the else branch: {e}")));
-                    }
-                }
-            }
+            Ok(branches) => prechecked.push((node, branches)),
         }
     }
-    if candidates.is_empty() {
+    if prechecked.is_empty() {
         return Ok(outcome);
     }
-
-    let mut judged = Vec::with_capacity(candidates.len());
-    {
-        let mut facts = GraphFacts::of(model, graph)
-            .map_err(|n| format!("the graph has a cycle through {}", model.describe_node(n)))?;
-        for c in candidates {
-            let verdict = judge(model, &mut facts, &c);
-            judged.push((c, verdict));
-        }
+    let passed = judge_all(model, graph, names, prechecked, &mut outcome)?;
+    if passed.is_empty() {
+        return Ok(outcome);
     }
-    for (c, verdict) in judged {
-        match verdict {
-            Err(reason) => {
-                outcome.declined.push((c.node, reason));
-                c.then_copy.undo(model, names).map_err(|e| e.to_string())?;
-                c.else_copy.undo(model, names).map_err(|e| e.to_string())?;
-            }
-            Ok(plan) => {
-                commit(model, c, &plan, names, scalar_shape)?;
-                outcome.lowered.push(plan.cost);
-            }
-        }
+    for (node, (then_g, else_g), plan) in passed {
+        let mut shape = *scalar_shape;
+        atomically(model, names, |model, names| {
+            let then_copy = copy_body(model, then_g, graph, &mut ValueMap::default(), names, None)?;
+            let else_copy = copy_body(model, else_g, graph, &mut ValueMap::default(), names, None)?;
+            let c = Candidate {
+                node,
+                then_copy,
+                else_copy,
+            };
+            commit(model, c, &plan, names, &mut shape)
+        })
+        .map_err(|e| e.to_string())?;
+        *scalar_shape = shape;
+        outcome.lowered.push(plan.cost);
     }
     sort(model, graph).map_err(|e| e.to_string())?;
     Ok(outcome)
+}
+
+/// Copies the branches of every prechecked `If` into `graph` and judges them on one set of
+/// facts, then rolls the copies back; returns the `If`s that passed, with their plans.
+fn judge_all(
+    model: &mut Model,
+    graph: GraphId,
+    names: &Names,
+    prechecked: Vec<(NodeId, Branches)>,
+    outcome: &mut GraphOutcome,
+) -> Result<Vec<(NodeId, Branches, Plan)>, String> {
+    // The copies are rolled back, so the names they take are too.
+    let mut scratch = names.clone();
+    let mut tx = Transaction::begin(model);
+    let mut candidates = Vec::new();
+    for (node, (then_g, else_g)) in prechecked {
+        let checkpoint = tx.checkpoint();
+        let copies = copy_body(
+            &mut tx,
+            then_g,
+            graph,
+            &mut ValueMap::default(),
+            &mut scratch,
+            None,
+        )
+        .map_err(|e| format!("the then branch: {e}"))
+        .and_then(|then_copy| {
+            copy_body(
+                &mut tx,
+                else_g,
+                graph,
+                &mut ValueMap::default(),
+                &mut scratch,
+                None,
+            )
+            .map(|else_copy| (then_copy, else_copy))
+            .map_err(|e| format!("the else branch: {e}"))
+        });
+        match copies {
+            Ok((then_copy, else_copy)) => {
+                Model::commit(&mut tx, checkpoint).map_err(|e| e.to_string())?;
+                candidates.push((
+                    (then_g, else_g),
+                    Candidate {
+                        node,
+                        then_copy,
+                        else_copy,
+                    },
+                ));
+            }
+            Err(reason) => {
+                Model::rollback(&mut tx, checkpoint).map_err(|e| e.to_string())?;
+                outcome.declined.push((node, reason));
+            }
+        }
+    }
+    let mut passed = Vec::with_capacity(candidates.len());
+    if !candidates.is_empty() {
+        let mut facts = GraphFacts::of(&tx, graph)
+            .map_err(|n| format!("the graph has a cycle through {}", tx.describe_node(n)))?;
+        for (branches, c) in candidates {
+            match judge(&tx, &mut facts, &c) {
+                Ok(plan) => passed.push((c.node, branches, plan)),
+                Err(reason) => outcome.declined.push((c.node, reason)),
+            }
+        }
+    }
+    tx.rollback().map_err(|e| e.to_string())?;
+    Ok(passed)
 }
 
 pub(crate) fn is_if(model: &Model, node: NodeId) -> bool {
@@ -143,7 +191,7 @@ pub(crate) fn is_if(model: &Model, node: NodeId) -> bool {
 }
 
 /// Checks that need no facts: opset, structure, purity.
-fn precheck(model: &Model, node: NodeId) -> Result<(GraphId, GraphId), String> {
+fn precheck(model: &Model, node: NodeId) -> Result<Branches, String> {
     let opset = model.opset("").unwrap_or(0);
     if opset < 9 {
         return Err(format!(
@@ -318,7 +366,7 @@ fn commit(
     plan: &Plan,
     names: &mut Names,
     scalar_shape: &mut Option<ValueId>,
-) -> Result<(), String> {
+) -> Result<(), SpliceError> {
     let graph = model.node(c.node).graph();
     let if_name = model.node(c.node).name().to_owned();
     let label = if if_name.is_empty() { "if" } else { &if_name }.to_owned();
@@ -328,14 +376,16 @@ fn commit(
         .first()
         .copied()
         .flatten()
-        .ok_or("the condition is missing")?;
+        .ok_or(SpliceError::NoCondition)?;
     let mut made: Vec<ValueId> = Vec::new();
     let mut added: Vec<NodeId> = Vec::new();
     if plan.reshape_cond {
-        let shape = match *scalar_shape {
+        // A later sweep may have taken the constant with the last Reshape that read it.
+        let cached = scalar_shape.filter(|v| model.graph(graph).initializers().contains(v));
+        let shape = match cached {
             Some(v) => v,
             None => {
-                let name = names.values.fresh("lower_if_scalar_shape");
+                let name = names.value("lower_if_scalar_shape");
                 let tensor = TensorProto {
                     dims: vec![0],
                     data_type: Some(tensor_proto::DataType::Int64 as i32),
@@ -347,25 +397,13 @@ fn commit(
             }
         };
         let cond_name = model.value(cond).name().to_owned();
-        let reshape = model.add_node(
-            graph,
-            NodeProto {
-                name: Some(names.nodes.fresh(&format!("{label}_condition"))),
-                op_type: Some("Reshape".into()),
-                ..NodeProto::default()
-            },
-            &[Some(cond), Some(shape)],
-            &[Some(names.values.fresh(&format!("{cond_name}_scalar")))],
-            Vec::new(),
-        );
-        added.push(reshape);
-        cond = model
-            .node(reshape)
-            .outputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("Reshape has no output")?;
+        let reshape = Op::new("Reshape")
+            .name(format!("{label}_condition"))
+            .inputs(&[Some(cond), Some(shape)])
+            .output(format!("{cond_name}_scalar"))
+            .add_value(model, names, graph)?;
+        added.extend(model.value(reshape).producer().map(|(n, _)| n));
+        cond = reshape;
     }
     let outputs: Vec<Option<ValueId>> = model.node(c.node).outputs().to_vec();
     let mut replacements = Vec::with_capacity(outputs.len());
@@ -383,27 +421,14 @@ fn commit(
             continue;
         }
         let out_name = model.value(out).name().to_owned();
-        let select = model.add_node(
-            graph,
-            NodeProto {
-                name: Some(names.nodes.fresh(&format!("{label}_select_{slot}"))),
-                op_type: Some("Where".into()),
-                ..NodeProto::default()
-            },
-            &[Some(cond), Some(t), Some(e)],
-            &[Some(names.values.fresh(&format!("{out_name}_select")))],
-            Vec::new(),
-        );
-        let v = model
-            .node(select)
-            .outputs()
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("Where has no output")?;
-        made.push(v);
-        added.push(select);
-        replacements.push(Some(v));
+        let select = Op::new("Where")
+            .name(format!("{label}_select_{slot}"))
+            .inputs(&[Some(cond), Some(t), Some(e)])
+            .output(format!("{out_name}_select"))
+            .add_value(model, names, graph)?;
+        added.extend(model.value(select).producer().map(|(n, _)| n));
+        made.push(select);
+        replacements.push(Some(select));
     }
     let created: Vec<NodeId> = c
         .then_copy
@@ -413,34 +438,17 @@ fn commit(
         .chain(&added)
         .copied()
         .collect();
-    place_before(model, &created, c.node).map_err(|e| e.to_string())?;
+    place_before(model, &created, c.node)?;
     let made_here =
         |v: ValueId| made.contains(&v) || c.then_copy.defines(v) || c.else_copy.defines(v);
-    let renamed =
-        replace_node(model, c.node, &replacements, &made_here, names).map_err(|e| e.to_string())?;
-    for copy in [&c.then_copy, &c.else_copy] {
-        restore_names(
-            model,
-            names,
-            &copy.all_values,
-            &copy.all_node_pairs,
-            &renamed,
-        );
+    let renamed = replace_node(model, c.node, &replacements, &made_here, names)?;
+    let mut wanted = Wanted::of(model, &c.then_copy);
+    wanted.extend(Wanted::of(model, &c.else_copy));
+    for (value, output) in renamed {
+        wanted.took_name_of(value, output);
     }
-    let nodes: Vec<NodeId> = c
-        .then_copy
-        .nodes
-        .iter()
-        .chain(&c.else_copy.nodes)
-        .copied()
-        .collect();
-    let constants: Vec<ValueId> = c
-        .then_copy
-        .initializers
-        .iter()
-        .chain(&c.else_copy.initializers)
-        .copied()
-        .collect();
-    prune_dead(model, &nodes, &constants).map_err(|e| e.to_string())?;
+    restore_names(model, names, &wanted, Restore::WhereFree);
+    let roots: Vec<ValueId> = c.then_copy.defined().chain(c.else_copy.defined()).collect();
+    edit::sweep(model, &roots)?;
     Ok(())
 }

@@ -15,50 +15,15 @@
 
 use onnx_rewrite_egraph::facts::{DataType, Dim, Monomial, Shape, normalize_axes, normalize_axis};
 use onnx_rewrite_ir::{Model, Node, NodeId, ValueId};
+use onnx_rewrite_ops::{Failure, Form};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::bounds::{BoundsAnalysis, Interval, within};
 use crate::facts::GraphFacts;
 
-// Ops that cannot fail whatever their input holds come from the op table
-// (`onnx_rewrite_ops::is_total`); the lists below name the shapes of proof this module owns.
-
-/// Elementwise ops over broadcast inputs: total when the broadcast is.
-const BROADCASTING: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Equal",
-    "Less",
-    "Greater",
-    "LessOrEqual",
-    "GreaterOrEqual",
-    "And",
-    "Or",
-    "Xor",
-    "BitwiseAnd",
-    "BitwiseOr",
-    "BitwiseXor",
-    "BitShift",
-    "Max",
-    "Min",
-    "Sum",
-    "Mean",
-    "Where",
-];
-
-const REDUCTIONS: &[&str] = &[
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceLogSum",
-    "ReduceLogSumExp",
-    "ReduceSumSquare",
-];
+// What the op table knows decides the shape of proof: ops that cannot fail whatever their input
+// holds (`onnx_rewrite_ops::is_total`), elementwise ops whose only failure is a broadcast
+// (`Failure::Broadcast`), reductions (`Form::Reduction`); the arms below own the other proofs.
 
 /// Checks nodes of one graph against its facts.
 pub(crate) struct Totality<'a> {
@@ -106,10 +71,13 @@ impl<'a> Totality<'a> {
             ));
         }
         let op = n.op_type();
+        let opset = self.opset();
         match op {
-            _ if onnx_rewrite_ops::is_total(n.domain(), op, self.opset()) => Ok(()),
+            _ if onnx_rewrite_ops::is_total(n.domain(), op, opset) => Ok(()),
             "Cast" | "CastLike" => self.cast(n),
-            _ if BROADCASTING.contains(&op) => self.broadcasting(n),
+            _ if onnx_rewrite_ops::failure(n.domain(), op, opset) == Failure::Broadcast => {
+                self.broadcasting(n)
+            }
             "PRelu" => {
                 let (x, slope) = (self.shape_of(n, 0)?, self.shape_of(n, 1)?);
                 self.unidirectional(&slope, &x, "PRelu slope")
@@ -157,7 +125,11 @@ impl<'a> Totality<'a> {
                 }
                 Ok(())
             }
-            _ if REDUCTIONS.contains(&op) => self.reduction(n),
+            _ if let Form::Reduction { axes_input } =
+                onnx_rewrite_ops::form(n.domain(), op, opset) =>
+            {
+                self.reduction(n, axes_input)
+            }
             "ArgMax" | "ArgMin" => {
                 let shape = self.shape_of(n, 0)?;
                 let axis = self.int_attr(n, "axis").unwrap_or(0);
@@ -266,7 +238,18 @@ impl<'a> Totality<'a> {
 
     /// Axes given as input `i` from opset `since`, else as attribute `attr`; `None`: absent.
     fn axes(&self, n: &Node, i: usize, since: i64, attr: &str) -> Result<Option<Vec<i64>>, String> {
-        if self.opset() >= since {
+        self.axes_from(n, i, self.opset() >= since, attr)
+    }
+
+    /// Axes given as input `i` when `from_input`, else as attribute `attr`; `None`: absent.
+    fn axes_from(
+        &self,
+        n: &Node,
+        i: usize,
+        from_input: bool,
+        attr: &str,
+    ) -> Result<Option<Vec<i64>>, String> {
+        if from_input {
             match self.input(n, i) {
                 None => Ok(None),
                 Some(_) => self
@@ -417,11 +400,11 @@ impl<'a> Totality<'a> {
         }
     }
 
-    fn reduction(&mut self, n: &Node) -> Verdict {
+    /// A reduction whose axes are input 1 when `axes_input`, else its `axes` attribute.
+    fn reduction(&mut self, n: &Node, axes_input: bool) -> Verdict {
         let op = n.op_type();
         let shape = self.shape_of(n, 0)?;
-        let since = if op == "ReduceSum" { 13 } else { 18 };
-        let axes = match self.axes(n, 1, since, "axes")? {
+        let axes = match self.axes_from(n, 1, axes_input, "axes")? {
             Some(axes) if !axes.is_empty() => normalize_axes(&axes, shape.rank())
                 .ok_or_else(|| format!("{op} axes {axes:?} are invalid"))?,
             _ => (0..shape.rank()).collect(),

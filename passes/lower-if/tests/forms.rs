@@ -539,3 +539,81 @@ fn an_exposed_tensor_of_several_elements_read_as_a_scalar_is_declined_by_name() 
         report.declined
     );
 }
+
+// ---- edits that fail or are judged unsound are rolled back ------------------------------
+
+/// A branch whose nodes form a cycle (made after loading, which refuses one) cannot be copied:
+/// the `If` stays, with the reason, and the model is exactly as it was (the partial copy, the
+/// then-branch's for the select form, rolled back).
+#[test]
+fn a_branch_that_cannot_be_copied_leaves_the_model_as_it_was() {
+    for (what, header) in [
+        (
+            "constant",
+            "g (float[N,3] x) => (float[N,3] y) <bool c = {0}> {",
+        ),
+        ("dynamic", "g (bool c, float[N,3] x) => (float[N,3] y) {"),
+    ] {
+        let body = format!(
+            r#"{header}
+   [cond] y = If (c) <then_branch: graph = t () => (float[N,3] a) {{
+      [relu] r = Relu (x)
+      [add] a = Add (r, x)
+   }}, else_branch: graph = e () => (float[N,3] b) {{
+      [neg] b = Neg (x)
+      [abs] d = Abs (b)
+   }}>
+}}"#
+        );
+        let mut before = model(&format!("{HEADER}\n{body}"));
+        let find = |m: &onnx_rewrite_ir::Model, name: &str| {
+            m.graph_ids()
+                .flat_map(|g| m.graph(g).nodes().to_vec())
+                .find(|n| m.node(*n).name() == name)
+                .expect("the test model has the node")
+        };
+        let (neg, abs) = (find(&before, "neg"), find(&before, "abs"));
+        let d = before.node(abs).outputs()[0].expect("abs has an output");
+        before.set_node_input(neg, 0, Some(d));
+        let (after, report) = apply(&LowerIfPass, &before);
+        assert_eq!(count_ops(&after, "If"), 1, "{what}");
+        assert!(
+            report.declined.iter().any(|r| r.reason.contains("cycle")),
+            "{what}: {:?}",
+            report.declined
+        );
+        assert_eq!(
+            bytes(&after),
+            bytes(&before),
+            "{what}: the declined If changes nothing"
+        );
+    }
+}
+
+/// In one graph, an `If` judged sound is lowered and one judged unsound stays exactly as it
+/// was: the copies made to judge both are rolled back, the sound one copied again. (tract
+/// cannot run the original, which holds two `If`s; the result is checked by what it holds.)
+#[test]
+fn a_sound_and_an_unsound_if_in_one_graph() {
+    let before = model(&format!(
+        "{HEADER}\n{}",
+        r#"g (bool c, float[N,3] x) => (float[N,3] y, float[?,3] z) {
+   zero = Constant <value: tensor = int64[1] {0}> ()
+   [sound] y = If (c) <then_branch: graph = t () => (float[N,3] a) {
+      [add] a = Add (x, x)
+   }, else_branch: graph = e () => (float[N,3] b) {
+      [mul] b = Mul (x, x)
+   }>
+   [unsound] z = If (c) <then_branch: graph = t2 () => (float[1,3] p) {
+      [sum] p = ReduceSum <keepdims: int = 1> (x, zero)
+   }, else_branch: graph = e2 () => (float[N,3] q) {
+      [neg] q = Neg (x)
+   }>
+}"#
+    ));
+    let (after, report) = apply(&LowerIfPass, &before);
+    assert_eq!(count_ops(&after, "If"), 1);
+    assert_eq!(count_ops(&after, "Where"), 1);
+    assert_eq!(report.declined.len(), 1);
+    insta::assert_snapshot!(snapshot(&after, &report));
+}

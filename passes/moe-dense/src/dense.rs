@@ -15,14 +15,14 @@
 //! over `[E, in, out]` stacks instead, combined with a `ReduceSum` over the expert axis.
 
 use onnx_rewrite_egraph::facts::DataType;
+use onnx_rewrite_ir::edit::{Names, Op, attr};
 use onnx_rewrite_ir::{GraphId, Model, ValueId};
-use onnx_rewrite_proto::attribute_proto::AttributeType;
-use onnx_rewrite_proto::{AttributeProto, NodeProto, TensorProto};
+use onnx_rewrite_proto::{AttributeProto, TensorProto};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::detect::{Layer, Routing};
-use crate::edit::{Names, visible};
 use crate::expert::{Arg, Program, Step};
+use crate::graph::visible;
 use crate::tensor::{ConstExpr, HostTensor, scalar};
 
 /// Adds nodes and constants to one graph, named after the layer.
@@ -35,33 +35,6 @@ pub(crate) struct Emitter<'a> {
     ints: HashMap<Vec<i64>, ValueId>,
     /// Constant expressions already materialised.
     consts: HashMap<ConstExpr, ValueId>,
-}
-
-fn int_attr(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(v),
-        ..AttributeProto::default()
-    }
-}
-
-fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..AttributeProto::default()
-    }
-}
-
-fn tensor_attr(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Tensor as i32),
-        t: Some(Box::new(t)),
-        ..AttributeProto::default()
-    }
 }
 
 impl<'a> Emitter<'a> {
@@ -81,7 +54,8 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Adds a node with `outputs` results named `<prefix>/<role>`.
+    /// Adds a node with `outputs` results named `<prefix>/<role>` (`<prefix>/<role>_<i>` when
+    /// there are several).
     fn node(
         &mut self,
         op: &str,
@@ -91,23 +65,17 @@ impl<'a> Emitter<'a> {
         attributes: Vec<AttributeProto>,
     ) -> Vec<ValueId> {
         let base = format!("{}/{role}", self.prefix);
-        let names: Vec<Option<String>> = (0..outputs)
-            .map(|i| {
-                Some(if outputs == 1 {
-                    self.names.value(&base)
-                } else {
-                    self.names.value(&format!("{base}_{i}"))
-                })
-            })
-            .collect();
-        let header = NodeProto {
-            name: Some(self.names.node(&base)),
-            op_type: Some(op.into()),
-            ..NodeProto::default()
+        let bases: Vec<String> = if outputs == 1 {
+            vec![base.clone()]
+        } else {
+            (0..outputs).map(|i| format!("{base}_{i}")).collect()
         };
-        let node = self
-            .model
-            .add_node(self.graph, header, inputs, &names, attributes);
+        let node = Op::new(op)
+            .name(base)
+            .inputs(inputs)
+            .output_names(&bases)
+            .attrs(attributes)
+            .add(self.model, self.names, self.graph);
         self.model
             .node(node)
             .outputs()
@@ -211,7 +179,7 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
                 "Softmax",
                 "router_probs",
                 &[Some(*logits)],
-                vec![int_attr("axis", -1)],
+                vec![attr::int("axis", -1)],
             );
             let k = em.ints(&[layer.top_k]);
             let topk = em.node(
@@ -220,9 +188,9 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
                 &[Some(probs), Some(k)],
                 2,
                 vec![
-                    int_attr("axis", -1),
-                    int_attr("largest", 1),
-                    int_attr("sorted", 1),
+                    attr::int("axis", -1),
+                    attr::int("largest", 1),
+                    attr::int("sorted", 1),
                 ],
             );
             let (values, ids) = (topk[0], topk[1]);
@@ -232,7 +200,7 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
                     "ReduceSum",
                     "router_topk_sum",
                     &[Some(values), Some(last)],
-                    vec![int_attr("keepdims", 1)],
+                    vec![attr::int("keepdims", 1)],
                 );
                 em.one(
                     "Div",
@@ -261,7 +229,7 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
         "Concat",
         "gate_shape",
         &[Some(tokens_dim), Some(e_dim)],
-        vec![int_attr("axis", 0)],
+        vec![attr::int("axis", 0)],
     );
     let wt = layer.weights_dtype;
     let zero_w = scalar(wt, 0.0)
@@ -275,44 +243,44 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
         "ConstantOfShape",
         "gate_zeros",
         &[Some(gate_shape)],
-        vec![tensor_attr("value", as_fill(zero_w).ok_or("fill value")?)],
+        vec![attr::tensor("value", as_fill(zero_w).ok_or("fill value")?)],
     );
     let ones = em.one(
         "ConstantOfShape",
         "ids_ones",
         &[Some(shape_ids)],
-        vec![tensor_attr("value", as_fill(one_w).ok_or("fill value")?)],
+        vec![attr::tensor("value", as_fill(one_w).ok_or("fill value")?)],
     );
     let mut gate = em.one(
         "ScatterElements",
         "gate",
         &[Some(zeros), Some(indices), Some(weights)],
-        vec![int_attr("axis", 1)],
+        vec![attr::int("axis", 1)],
     );
     let chosen = em.one(
         "ScatterElements",
         "chosen",
         &[Some(zeros), Some(indices), Some(ones)],
-        vec![int_attr("axis", 1)],
+        vec![attr::int("axis", 1)],
     );
     let mask = em.one(
         "Cast",
         "mask",
         &[Some(chosen)],
-        vec![int_attr("to", DataType::Bool as i64)],
+        vec![attr::int("to", DataType::Bool as i64)],
     );
     if wt != layer.dtype {
         gate = em.one(
             "Cast",
             "gate_cast",
             &[Some(gate)],
-            vec![int_attr("to", layer.dtype as i64)],
+            vec![attr::int("to", layer.dtype as i64)],
         );
     }
     let zero = em.scalar(layer.dtype, 0.0, "zero")?;
 
     let combined = if plan.stack {
-        let perm = vec![ints_attr("perm", &[1, 0])];
+        let perm = vec![attr::ints("perm", &[1, 0])];
         let axis2 = em.ints(&[2]);
         let gate_t = em.one("Transpose", "gate_by_expert", &[Some(gate)], perm.clone());
         let gate_t = em.one(
@@ -341,7 +309,7 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
             "ReduceSum",
             "combined",
             &[Some(kept), Some(axis0)],
-            vec![int_attr("keepdims", 0)],
+            vec![attr::int("keepdims", 0)],
         )
     } else {
         let split = em.ints(&vec![1; experts as usize]);
@@ -354,14 +322,14 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
                     "gate_e",
                     &[Some(gate), Some(split)],
                     experts as usize,
-                    vec![int_attr("axis", 1)],
+                    vec![attr::int("axis", 1)],
                 ),
                 em.node(
                     "Split",
                     "mask_e",
                     &[Some(mask), Some(split)],
                     experts as usize,
-                    vec![int_attr("axis", 1)],
+                    vec![attr::int("axis", 1)],
                 ),
             )
         };

@@ -179,7 +179,9 @@ impl Program {
     }
 }
 
-/// Elementwise operators of one input (attributes kept as they are).
+/// Elementwise operators of one input (attributes kept as they are). Which elementwise ops the
+/// pass replays over every token is its own choice, a subset of the op table's
+/// `Form::Elementwise` (a test checks it is one): not Floor, Tan, IsNaN...
 const UNARY: &[&str] = &[
     "Sigmoid",
     "Tanh",
@@ -763,4 +765,26 @@ fn float_cast(node: &onnx_rewrite_ir::Node) -> bool {
                 DataType::Float | DataType::Float16 | DataType::Bfloat16 | DataType::Double
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BINARY, UNARY};
+    use onnx_rewrite_ops::{Failure, Form, failure, form, lookup};
+
+    /// The ops the pass replays are elementwise at every opset from 13 (the dense form's least)
+    /// that has them (Gelu came with 20), and the binary ones fail only where they do not
+    /// broadcast or, Div and Pow, on integers.
+    #[test]
+    fn replayed_ops_are_elementwise_in_the_op_table() {
+        for op in UNARY.iter().chain(BINARY) {
+            assert!(lookup("", op, 24).is_some(), "{op}");
+            for opset in (13..=24).filter(|o| lookup("", op, *o).is_some()) {
+                assert_eq!(form("", op, opset), Form::Elementwise, "{op}-{opset}");
+                if BINARY.contains(op) && !matches!(*op, "Div" | "Pow") {
+                    assert_eq!(failure("", op, opset), Failure::Broadcast, "{op}-{opset}");
+                }
+            }
+        }
+    }
 }

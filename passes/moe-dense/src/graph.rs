@@ -1,10 +1,32 @@
-//! Reading one graph: producers, attributes, constants and ancestry, for the detectors.
+//! Reading one graph: producers, attributes, constants and ancestry, for the detectors; which
+//! graphs the pass looks at, and which values a graph can read.
 
 use onnx_rewrite_egraph::facts::Attrs;
-use onnx_rewrite_ir::{GraphId, Model, Node, NodeId, ValueId};
+use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
 use rustc_hash::FxHashSet as HashSet;
 
 use crate::facts::GraphFacts;
+
+/// Graphs the pass looks at: the main graph and node subgraphs (function bodies hold no
+/// initializers to put expert weights in; `inline-functions` opens them first).
+pub(crate) fn rewritable_graphs(model: &Model) -> Vec<GraphId> {
+    model
+        .graph_ids()
+        .filter(|g| !matches!(model.graph(*g).owner(), GraphOwner::Function { .. }))
+        .filter(|g| {
+            // Live graphs only: a removed node's subgraphs stay allocated.
+            match model.graph(*g).owner() {
+                GraphOwner::Node { node, .. } => !model.node(node).is_removed(),
+                _ => true,
+            }
+        })
+        .collect()
+}
+
+/// Whether a value defined in `defined` can be read by a node of `graph`.
+pub(crate) fn visible(model: &Model, defined: GraphId, graph: GraphId) -> bool {
+    model.is_within(graph, defined)
+}
 
 /// One graph of a model, with the analysis' facts about its values.
 pub(crate) struct Scope<'m> {

@@ -20,7 +20,6 @@
 
 mod dense;
 mod detect;
-mod edit;
 mod expert;
 mod facts;
 mod graph;
@@ -32,6 +31,7 @@ use onnx_rewrite_egraph::pass::{
     Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
 };
 use onnx_rewrite_egraph::run::{Declined, describe_graph};
+use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{GraphId, Model, NodeId};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
@@ -120,7 +120,7 @@ struct Found {
 
 fn find(model: &Model) -> Result<Vec<Found>, MoeError> {
     let mut all = Vec::new();
-    for graph in edit::rewritable_graphs(model) {
+    for graph in graph::rewritable_graphs(model) {
         let g = model.graph(graph);
         let candidates = g.nodes().iter().any(|n| {
             let node = model.node(*n);
@@ -258,7 +258,7 @@ impl Pass for MoeDensePass {
         OPTIONS
     }
 
-    fn survey(&self, model: &Model) -> Option<String> {
+    fn survey(&self, model: &mut Model) -> Option<String> {
         let found = find(model).ok()?;
         let mut parts: Vec<String> = Vec::new();
         let mut layers = 0;
@@ -389,7 +389,7 @@ impl Pass for MoeDensePass {
             return Err(refused(&refusals));
         }
 
-        let mut names = edit::Names::of(model);
+        let mut names = Names::of(model);
         let mut rows = Vec::new();
         let mut extra_flops: u64 = 0;
         let mut rewritten = 0usize;
@@ -494,17 +494,15 @@ fn programs_intermediate(layer: &Layer, model: &Model) -> Option<i64> {
 }
 
 /// Emits one layer's dense form, points the layer's readers at it and removes what it
-/// replaced; on failure the graph is left as it was.
+/// replaced, in one transaction: on failure the model is left as it was.
 fn rewrite_layer(
     model: &mut Model,
     graph: GraphId,
-    names: &mut edit::Names,
+    names: &mut Names,
     layer: &Layer,
     programs: Vec<&expert::Program>,
     stack: bool,
 ) -> Result<(), String> {
-    let nodes_before = model.graph(graph).nodes().len();
-    let inits_before = model.graph(graph).initializers().len();
     let anchor = model.node(layer.anchor);
     let label = match anchor.name() {
         "" => anchor
@@ -521,28 +519,17 @@ fn rewrite_layer(
         programs,
         stack,
     };
-    let result = {
-        let mut em = dense::Emitter::new(model, graph, names, prefix);
-        dense::emit(&mut em, &plan)
+    // Every early return below drops the transaction, which rolls the edit back.
+    let mut tx = Transaction::begin(model);
+    let out = {
+        let mut em = dense::Emitter::new(&mut tx, graph, names, prefix);
+        dense::emit(&mut em, &plan)?
     };
-    let out = match result {
-        Ok(v) => v,
-        Err(why) => {
-            let nodes = model.graph(graph).nodes()[nodes_before..].to_vec();
-            let inits = model.graph(graph).initializers()[inits_before..].to_vec();
-            model.remove_nodes(&nodes).map_err(|e| e.to_string())?;
-            model
-                .remove_initializers(&inits)
-                .map_err(|e| e.to_string())?;
-            return Err(why);
-        }
-    };
-    edit::replace(model, names, layer.output, out);
-    edit::remove_dead(model, graph, &[layer.output]).map_err(|e| e.to_string())?;
-    let order = model
+    edit::reroute(&mut tx, names, layer.output, out).map_err(|e| e.to_string())?;
+    edit::sweep(&mut tx, &[layer.output]).map_err(|e| e.to_string())?;
+    let order = tx
         .topological_order(graph)
-        .map_err(|n| format!("{} is on a cycle", model.describe_node(n)))?;
-    model
-        .set_node_order(graph, order)
-        .map_err(|e| e.to_string())
+        .map_err(|n| format!("{} is on a cycle", tx.describe_node(n)))?;
+    tx.set_node_order(graph, order).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
 }

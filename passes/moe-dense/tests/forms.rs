@@ -250,11 +250,50 @@ fn layers_over_the_flops_limit_are_declined_with_the_reason() {
     );
 }
 
+/// A layer whose dense form fails half-way through (stacked `Clip` bounds that differ between
+/// experts, found only once the nodes before them are written) is declined with the reason, and
+/// what was written of it is rolled back: the model is as it was.
+#[test]
+fn a_layer_that_fails_half_way_is_declined_and_rolled_back() {
+    let mut body = scatter_nd_layer(SMALL, Mlp::Silu, Weights::PerExpert, &[0, 1, 2]);
+    for e in 0..SMALL.experts {
+        let gemm = format!("   o_{e} = Gemm <transB: int = 1> (a_{e}, down_{e})");
+        assert!(body.contains(&gemm), "{body}");
+        body = body.replace(
+            &gemm,
+            &format!(
+                "   c_{e} = Clip (a_{e}, lo_{e}, hi_{e})\n   o_{e} = Gemm <transB: int = 1> (c_{e}, down_{e})"
+            ),
+        );
+        let id = format!("int64 id_{e} = {{{e}}}");
+        body = body.replace(
+            &id,
+            &format!(
+                "{id}, float lo_{e} = {{-0.{}}}, float hi_{e} = {{0.{}}}",
+                e + 1,
+                e + 2
+            ),
+        );
+    }
+    let before = parse(&body);
+    // The same layer unstacked is rewritten: the experts are read, Clip included.
+    dense(&before, &[]);
+    let (after, report) = apply_with(&before, &[("moe-stack-experts", None)]);
+    assert_eq!(report.declined.len(), 1, "{report:?}");
+    assert!(
+        report.declined[0].reason.contains("Clip bounds differ"),
+        "{}",
+        report.declined[0].reason
+    );
+    assert_eq!(report.details["layers_rewritten"], 0, "{report:?}");
+    assert_eq!(bytes(&after), bytes(&before), "{}", text(&after));
+}
+
 #[test]
 fn info_lists_the_layer() {
     let model = parse(&batched_layer(SMALL, Mlp::SwiGlu, false));
     let survey = onnx_rewrite_moe_dense::MoeDensePass
-        .survey(&model)
+        .survey(&mut model.clone())
         .expect("a layer");
     insta::assert_snapshot!(survey);
     let d = Dims {
@@ -263,7 +302,7 @@ fn info_lists_the_layer() {
     };
     let baked = parse(&scatter_nd_layer(d, Mlp::Silu, Weights::PerExpert, &[0, 5]));
     let survey = onnx_rewrite_moe_dense::MoeDensePass
-        .survey(&baked)
+        .survey(&mut baked.clone())
         .expect("a layer");
     assert!(
         survey.contains("BAKED") && survey.contains("apply refuses"),

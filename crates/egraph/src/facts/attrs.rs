@@ -135,21 +135,13 @@ impl<'a> Attrs<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn int_attr(name: &str, v: i64) -> AttributeProto {
-        AttributeProto {
-            name: Some(name.into()),
-            r#type: Some(AttributeType::Int as i32),
-            i: Some(v),
-            ..Default::default()
-        }
-    }
+    use onnx_rewrite_ir::edit::attr;
 
     #[test]
     fn absent_present_unusable() {
-        let mut r = int_attr("axis", 0);
+        let mut r = attr::int("axis", 0);
         r.ref_attr_name = Some("outer_axis".into());
-        let list = [int_attr("keepdims", 0), r];
+        let list = [attr::int("keepdims", 0), r];
         let a = Attrs(&list);
         assert_eq!(a.int("keepdims"), Ok(Some(0)));
         assert_eq!(a.int_or("keepdims", 1), Some(0));

@@ -1,30 +1,11 @@
-//! Small builders the rules share: attributes, int64 constants, and the few ops they emit, each
-//! in the form the model's opset allows.
+//! Small builders the rules share: int64 constants, and the few ops they emit, each in the form
+//! the model's opset allows (attributes come from `onnx_rewrite_ir::edit::attr`).
 
 use onnx_rewrite_egraph::Id;
 use onnx_rewrite_egraph::facts::ConstTensor;
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::RuleCx;
-use onnx_rewrite_proto::AttributeProto;
-use onnx_rewrite_proto::attribute_proto::AttributeType;
-
-pub fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(value),
-        ..AttributeProto::default()
-    }
-}
-
-pub fn ints_attribute(name: &str, values: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_owned()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: values.to_vec(),
-        ..AttributeProto::default()
-    }
-}
+use onnx_rewrite_ir::edit::attr;
 
 /// An int64 initializer of shape `dims`.
 pub fn i64_const(cx: &mut RuleCx<'_>, dims: &[i64], values: Vec<i64>, hint: &str) -> Id {
@@ -55,7 +36,7 @@ pub fn squeeze(cx: &mut RuleCx<'_>, x: Id, axis: i64) -> Id {
         cx.add_op(OpData::new("Squeeze", Vec::new(), 2), &[x, axes])
     } else {
         cx.add_op(
-            OpData::new("Squeeze", vec![ints_attribute("axes", &[axis])], 1),
+            OpData::new("Squeeze", vec![attr::ints("axes", &[axis])], 1),
             &[x],
         )
     }

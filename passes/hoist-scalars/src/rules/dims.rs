@@ -21,6 +21,7 @@ use onnx_rewrite_egraph::facts::{DataType, Dim};
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
 use onnx_rewrite_ir::ValueId;
+use onnx_rewrite_ir::edit::attr;
 
 use super::build;
 
@@ -164,21 +165,14 @@ fn canonical(cx: &mut RuleCx<'_>, class: Id, sources: &[ValueId]) -> Option<Id> 
         parts[0]
     } else {
         let n = parts.len();
-        cx.add_op(
-            OpData::new("Concat", vec![build::int_attribute("axis", 0)], n),
-            &parts,
-        )
+        cx.add_op(OpData::new("Concat", vec![attr::int("axis", 0)], n), &parts)
     };
     if rank == 0 {
         vector = build::reshape(cx, vector, &[]);
     }
     if dtype == DataType::Int32 {
         vector = cx.add_op(
-            OpData::new(
-                "Cast",
-                vec![build::int_attribute("to", DataType::Int32 as i64)],
-                1,
-            ),
+            OpData::new("Cast", vec![attr::int("to", DataType::Int32 as i64)], 1),
             &[vector],
         );
     }
@@ -190,8 +184,8 @@ fn shape_of(cx: &mut RuleCx<'_>, source: ValueId, start: usize, end: usize) -> I
     let leaf = cx.egraph.add(Onnx::Leaf(source));
     if cx.opset("") >= 15 {
         let attributes = vec![
-            build::int_attribute("start", start as i64),
-            build::int_attribute("end", end as i64),
+            attr::int("start", start as i64),
+            attr::int("end", end as i64),
         ];
         cx.add_op(OpData::new("Shape", attributes, 1), &[leaf])
     } else {
@@ -200,7 +194,7 @@ fn shape_of(cx: &mut RuleCx<'_>, source: ValueId, start: usize, end: usize) -> I
         let n = indices.len() as i64;
         let indices = build::i64_const(cx, &[n], indices, "dim_indices");
         cx.add_op(
-            OpData::new("Gather", vec![build::int_attribute("axis", 0)], 2),
+            OpData::new("Gather", vec![attr::int("axis", 0)], 2),
             &[shape, indices],
         )
     }
