@@ -29,6 +29,7 @@ pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), F
         options,
         // The model goes straight to `save_file`, which computes pending payloads as it writes.
         pending_payloads: true,
+        check_invariants: args.check,
     };
     let request = ApplyRequest {
         verify: if args.verify {

@@ -62,6 +62,10 @@ pub struct ApplyArgs {
     /// Record every rule decision (applied, or declined and why) in the report.
     #[arg(long)]
     pub trace_rules: bool,
+    /// Check the IR's invariants after every pass (a failure names the pass; exit 1, nothing
+    /// written). Always on in debug builds.
+    #[arg(long)]
+    pub check: bool,
     /// Run the original and the rewritten model with tract-onnx on the same random inputs and
     /// compare every output against the tolerance table; exit 2 (nothing written) if over.
     #[arg(long)]

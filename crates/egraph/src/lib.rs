@@ -14,6 +14,7 @@ pub mod emit;
 pub mod extract;
 pub mod facts;
 pub mod fit;
+pub mod graph_facts;
 pub mod language;
 pub mod lower;
 pub mod pass;
@@ -24,6 +25,7 @@ pub mod run;
 
 pub use analysis::{ClassData, OnnxAnalysis, OnnxEGraph};
 pub use egg::Id;
+pub use graph_facts::GraphFacts;
 pub use language::{Onnx, OpData};
 pub use pass::{Pass, PassContext, PassError, PassOption, PassOptions, PassReport};
 pub use run::RunLimits;

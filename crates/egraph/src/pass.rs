@@ -48,6 +48,10 @@ pub struct PassContext {
     /// writes them, so they never sit in memory whole. The caller then saves to a file or
     /// calls [`Model::materialize_pending`] before reading them. Off by default.
     pub pending_payloads: bool,
+    /// Check the IR's invariants ([`Model::check`]) after every pass, so a pass that breaks one
+    /// is named at once instead of surfacing as a wrong model later. Always on in debug builds
+    /// (every test runs with it); `apply --check` turns it on for users.
+    pub check_invariants: bool,
 }
 
 /// One option of a pass.
@@ -100,6 +104,12 @@ pub enum PassError {
     /// The model is not something the pass can take (exit 1).
     #[error("{0}")]
     Input(String),
+    /// The pass left the IR inconsistent: a bug in the pass, found by the check after it.
+    #[error("pass '{pass}' left the model inconsistent (a bug in onnx-rewrite): {error}")]
+    Invariant {
+        pass: String,
+        error: onnx_rewrite_ir::InvariantError,
+    },
 }
 
 /// What a pass did.
@@ -153,4 +163,13 @@ pub fn count_nodes(model: &Model) -> usize {
         .iter()
         .map(|g| model.graph(*g).nodes().len())
         .sum()
+}
+
+/// Live nodes of ONNX-domain op `op_type` in every graph of the model, subgraphs included.
+pub fn count_ops(model: &Model, op_type: &str) -> usize {
+    crate::run::graphs_innermost_first(model)
+        .iter()
+        .flat_map(|g| model.graph(*g).nodes())
+        .filter(|n| model.node(**n).op_type() == op_type && model.node(**n).domain().is_empty())
+        .count()
 }

@@ -175,6 +175,12 @@ impl Pipeline {
                 model.materialize_pending();
             }
             report.passes.push(pass.run(model, cx)?);
+            if cx.check_invariants || cfg!(debug_assertions) {
+                model.check().map_err(|error| PassError::Invariant {
+                    pass: pass.name().to_owned(),
+                    error,
+                })?;
+            }
             after_pass(index, model);
         }
         Ok(report)

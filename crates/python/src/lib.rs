@@ -121,6 +121,7 @@ fn prepare(s: &Settings) -> PyResult<Prepared> {
             options,
             // Off unless the model goes straight to a file (`apply_path`).
             pending_payloads: false,
+            check_invariants: false,
         },
         request,
     })

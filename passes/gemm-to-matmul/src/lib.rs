@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use onnx_rewrite_egraph::extract::NodeCount;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
+use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes, count_ops};
 use onnx_rewrite_egraph::rule::Rule;
 use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
 use onnx_rewrite_ir::Model;
@@ -38,14 +38,14 @@ impl Pass for GemmToMatmulPass {
     }
 
     fn survey(&self, model: &mut Model) -> Option<String> {
-        let gemms = count_gemms(model);
+        let gemms = count_ops(model, "Gemm");
         (gemms > 0).then(|| format!("{gemms} Gemm node(s) to rewrite"))
     }
 
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let before = count_nodes(model);
-        let gemms_before = count_gemms(model);
+        let gemms_before = count_ops(model, "Gemm");
         let rules: Vec<Arc<dyn Rule>> = vec![Arc::new(GemmToMatMul)];
         let options = RewriteOptions {
             limits: cx.limits.clone(),
@@ -59,7 +59,7 @@ impl Pass for GemmToMatmulPass {
         let mut report = PassReport::from_run(self.name(), before, model, summary, started);
         let details = [
             ("gemm_before", gemms_before as u64),
-            ("gemm_after", count_gemms(model) as u64),
+            ("gemm_after", count_ops(model, "Gemm") as u64),
             ("initializers_added", emitted.initializers_added as u64),
             ("initializers_removed", emitted.initializers_removed as u64),
             ("bytes_added", emitted.bytes_added),
@@ -72,12 +72,4 @@ impl Pass for GemmToMatmulPass {
         );
         Ok(report)
     }
-}
-
-fn count_gemms(model: &Model) -> usize {
-    onnx_rewrite_egraph::run::graphs_innermost_first(model)
-        .into_iter()
-        .flat_map(|g| model.graph(g).nodes().to_vec())
-        .filter(|n| model.node(*n).op_type() == "Gemm" && model.node(*n).domain().is_empty())
-        .count()
 }

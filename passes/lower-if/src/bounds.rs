@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap as HashMap;
 use onnx_rewrite_egraph::facts::{DataType, Dim, normalize_axes, normalize_axis};
 use onnx_rewrite_ir::{Model, ValueId};
 
-use crate::facts::GraphFacts;
+use onnx_rewrite_egraph::GraphFacts;
 
 /// Every element `x` it describes satisfies `lo <= x < hi`.
 #[derive(Clone, Copy, Debug)]

@@ -13,10 +13,10 @@ use onnx_rewrite_ir::edit::{self, Names};
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 
 use crate::copy::{ValueMap, copy_body};
-use crate::facts::GraphFacts;
 use crate::splice::{
     Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
 };
+use onnx_rewrite_egraph::GraphFacts;
 
 /// The value of `node`'s condition, if the facts hold it as a single-element constant.
 pub(crate) fn known_condition(model: &Model, facts: &GraphFacts, node: NodeId) -> Option<bool> {

@@ -10,7 +10,7 @@ use onnx_rewrite_egraph::facts::{Dim, Shape, SymId};
 use onnx_rewrite_ir::{Model, NodeId};
 use onnx_rewrite_ops::Form;
 
-use crate::facts::GraphFacts;
+use onnx_rewrite_egraph::GraphFacts;
 
 /// A count as a sum of `coefficient · product of symbols`; `unknown` when some shape was not.
 #[derive(Debug, Default, Clone)]

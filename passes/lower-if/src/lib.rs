@@ -25,7 +25,6 @@ mod bounds;
 mod constant;
 mod copy;
 mod cost;
-mod facts;
 mod functions;
 mod purity;
 mod select;
@@ -36,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use onnx_rewrite_egraph::fit;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
+use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes, count_ops};
 use onnx_rewrite_egraph::run::{Declined, describe_graph, graphs_innermost_first};
 use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
@@ -46,8 +45,8 @@ pub use functions::MAX_CALL_DEPTH;
 
 use crate::functions::InlineOutcome;
 
-use crate::facts::GraphFacts;
 use crate::select::{SelectCost, is_if};
+use onnx_rewrite_egraph::GraphFacts;
 
 /// Rounds of constant inlining and select lowering over the whole model; each round that
 /// changes something removes at least one `If`, so real models converge in a few.
@@ -99,14 +98,14 @@ impl Pass for LowerIfPass {
     }
 
     fn survey(&self, model: &mut Model) -> Option<String> {
-        let ifs = count_ifs(model);
+        let ifs = count_ops(model, "If");
         (ifs > 0).then(|| format!("{ifs} If node(s) to inline or lower"))
     }
 
     fn run(&self, model: &mut Model, _cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let before = count_nodes(model);
-        let ifs_before = count_ifs(model);
+        let ifs_before = count_ops(model, "If");
         let mut names = Names::of(model);
         let mut report = PassReport {
             pass: self.name().to_owned(),
@@ -143,7 +142,7 @@ impl Pass for LowerIfPass {
         let costs: Vec<Json> = lowering.lowered.iter().map(cost_json).collect();
         let details = [
             ("ifs_before", json!(ifs_before)),
-            ("ifs_after", json!(count_ifs(model))),
+            ("ifs_after", json!(count_ops(model, "If"))),
             ("ifs_inlined_constant", json!(lowering.inlined_constant)),
             ("ifs_lowered_where", json!(lowering.lowered.len())),
             ("ifs_declined", json!(left)),
@@ -258,7 +257,7 @@ fn inline_constants(
         return Ok(false);
     }
     let decided: Vec<(NodeId, bool)> = {
-        let Ok(facts) = GraphFacts::of(model, graph) else {
+        let Ok(facts) = GraphFacts::with_captures(model, graph) else {
             return Ok(false);
         };
         model
@@ -320,12 +319,4 @@ fn is_live(model: &Model, graph: GraphId) -> bool {
             }
         }
     }
-}
-
-fn count_ifs(model: &Model) -> usize {
-    graphs_innermost_first(model)
-        .into_iter()
-        .flat_map(|g| model.graph(g).nodes().to_vec())
-        .filter(|n| is_if(model, *n))
-        .count()
 }

@@ -26,12 +26,12 @@ use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 use crate::constant::branch;
 use crate::copy::{Copied, ValueMap, copy_body};
 use crate::cost::{self, Flops};
-use crate::facts::GraphFacts;
 use crate::purity;
 use crate::splice::{
     Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
 };
 use crate::totality::Totality;
+use onnx_rewrite_egraph::GraphFacts;
 
 /// What lowering one `If` to the select form costs, for the report.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ fn judge_all(
     }
     let mut passed = Vec::with_capacity(candidates.len());
     if !candidates.is_empty() {
-        let mut facts = GraphFacts::of(&tx, graph)
+        let mut facts = GraphFacts::with_captures(&tx, graph)
             .map_err(|n| format!("the graph has a cycle through {}", tx.describe_node(n)))?;
         for (branches, c) in candidates {
             match judge(&tx, &mut facts, &c) {

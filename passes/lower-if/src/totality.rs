@@ -19,7 +19,7 @@ use onnx_rewrite_ops::{Failure, Form};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::bounds::{BoundsAnalysis, Interval, within};
-use crate::facts::GraphFacts;
+use onnx_rewrite_egraph::GraphFacts;
 
 // What the op table knows decides the shape of proof: ops that cannot fail whatever their input
 // holds (`onnx_rewrite_ops::is_total`), elementwise ops whose only failure is a broadcast

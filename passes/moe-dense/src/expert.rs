@@ -270,15 +270,15 @@ fn reshape_rows_of(scope: &mut Scope<'_>, out: ValueId, data: ValueId) -> Option
     let axes = input(unsqueeze, 1)
         .and_then(|a| scope.facts.ints(a))
         .or_else(|| ints_attr(unsqueeze, "axes"))?;
-    let repeated = scope.facts.dims(data)?;
-    let x_dims = scope.facts.dims(x)?;
+    let repeated = scope.facts.shape_dims(data)?;
+    let x_dims = scope.facts.shape_dims(x)?;
     // [T, H] → [T, 1, H] → [T, k, H] → [T·k, H]: the rows of x, each k times in a row.
     (axes == [1]
         && repeated.len() == 3
         && x_dims.len() == 2
         && repeated[2].known() == Some(hidden)
         && x_dims[1].known() == Some(hidden)
-        && scope.facts.same_dim(repeated[0], x_dims[0]))
+        && scope.facts.same(repeated[0], x_dims[0]))
     .then_some(x)
 }
 

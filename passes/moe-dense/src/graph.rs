@@ -5,7 +5,7 @@ use onnx_rewrite_egraph::facts::Attrs;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
 use rustc_hash::FxHashSet as HashSet;
 
-use crate::facts::GraphFacts;
+use onnx_rewrite_egraph::GraphFacts;
 
 /// Graphs the pass looks at: the main graph and node subgraphs (function bodies hold no
 /// initializers to put expert weights in; `inline-functions` opens them first).

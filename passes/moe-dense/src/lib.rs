@@ -21,7 +21,6 @@
 mod dense;
 mod detect;
 mod expert;
-mod facts;
 mod graph;
 mod tensor;
 

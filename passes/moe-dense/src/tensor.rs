@@ -274,7 +274,7 @@ impl ConstExpr {
                 let of = Self::build(scope, operand(0)?, depth + 1)?;
                 let dims: Vec<i64> = scope
                     .facts
-                    .dims(value)?
+                    .shape_dims(value)?
                     .iter()
                     .map(|d| d.known())
                     .collect::<Option<_>>()?;

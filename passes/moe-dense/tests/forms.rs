@@ -291,18 +291,18 @@ fn a_layer_that_fails_half_way_is_declined_and_rolled_back() {
 
 #[test]
 fn info_lists_the_layer() {
-    let model = parse(&batched_layer(SMALL, Mlp::SwiGlu, false));
+    let mut model = parse(&batched_layer(SMALL, Mlp::SwiGlu, false));
     let survey = onnx_rewrite_moe_dense::MoeDensePass
-        .survey(&mut model.clone())
+        .survey(&mut model)
         .expect("a layer");
     insta::assert_snapshot!(survey);
     let d = Dims {
         experts: 6,
         ..SMALL
     };
-    let baked = parse(&scatter_nd_layer(d, Mlp::Silu, Weights::PerExpert, &[0, 5]));
+    let mut baked = parse(&scatter_nd_layer(d, Mlp::Silu, Weights::PerExpert, &[0, 5]));
     let survey = onnx_rewrite_moe_dense::MoeDensePass
-        .survey(&mut baked.clone())
+        .survey(&mut baked)
         .expect("a layer");
     assert!(
         survey.contains("BAKED") && survey.contains("apply refuses"),

@@ -1,19 +1,20 @@
 //! What the e-graph analysis knows about the values of one graph: dtype, symbolic shape,
-//! small constants, the elements of shape tensors. The graph is lowered with
-//! [`onnx_rewrite_egraph::lower::lower`] and nothing is rewritten; this is only a reader.
+//! small constants, the elements of shape tensors. The graph is lowered with [`lower::lower`]
+//! and nothing is rewritten; this is only a reader, for passes that decide outside the e-graph
+//! (lower-if, moe-dense) what to rewrite.
 
 use std::sync::Arc;
 
-use onnx_rewrite_egraph::facts::{
-    ConstTensor, DataType, Dim, DimValues, Shape, SymId, Symbols, ValueFacts,
-};
-use onnx_rewrite_egraph::lower::{self, LowerOptions, Lowered};
-use onnx_rewrite_egraph::{ClassData, Id};
+use egg::Id;
+
+use crate::ClassData;
+use crate::facts::{ConstTensor, DataType, Dim, DimValues, Shape, SymId, Symbols, ValueFacts};
+use crate::lower::{self, LowerOptions, Lowered};
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueDef, ValueId};
 use rustc_hash::FxHashMap as HashMap;
 
 /// The facts of one lowered graph.
-pub(crate) struct GraphFacts {
+pub struct GraphFacts {
     lowered: Lowered,
     /// Values nothing in the graph reads (yet): a copied branch's initializers, an outer value a
     /// branch returns as it is. Lowering makes no e-class for them.
@@ -21,17 +22,25 @@ pub(crate) struct GraphFacts {
 }
 
 impl GraphFacts {
-    /// Lowers `graph`; `Err` holds a node on a cycle.
-    pub(crate) fn of(model: &Model, graph: GraphId) -> Result<Self, NodeId> {
+    /// Lowers `graph`; `Err` holds a node on a cycle. Values a subgraph captures are known by
+    /// their declared types only (see [`GraphFacts::with_captures`]).
+    pub fn of(model: &Model, graph: GraphId) -> Result<Self, NodeId> {
+        let lowered = lower::lower(model, graph, &LowerOptions::default())?;
+        Ok(Self {
+            lowered,
+            unread: HashMap::default(),
+        })
+    }
+
+    /// [`GraphFacts::of`], with what the enclosing graphs know of the values a subgraph
+    /// captures, and facts for the graph's unread constants too. It lowers every enclosing
+    /// graph again: for the graphs a pass edits one at a time.
+    pub fn with_captures(model: &Model, graph: GraphId) -> Result<Self, NodeId> {
         Self::nested(model, graph, 0)
     }
 
     fn nested(model: &Model, graph: GraphId, depth: usize) -> Result<Self, NodeId> {
-        let lowered = lower::lower(model, graph, &LowerOptions::default())?;
-        let mut facts = Self {
-            lowered,
-            unread: HashMap::default(),
-        };
+        let mut facts = Self::of(model, graph)?;
         facts.seed_captures(model, graph, depth)?;
         let g = model.graph(graph);
         for &v in g.initializers().iter().chain(g.sparse_initializers()) {
@@ -90,7 +99,7 @@ impl GraphFacts {
     }
 
     /// Makes sure `value` has facts, when the graph can see it but does not read it.
-    pub(crate) fn add_leaf(&mut self, model: &Model, value: ValueId) {
+    pub fn add_leaf(&mut self, model: &Model, value: ValueId) {
         if self.lowered.classes.contains_key(&value) || self.unread.contains_key(&value) {
             return;
         }
@@ -107,7 +116,7 @@ impl GraphFacts {
     }
 
     /// The facts of a value the graph defines or reads (`None` for any other value).
-    pub(crate) fn get(&self, value: ValueId) -> Option<&ValueFacts> {
+    pub fn get(&self, value: ValueId) -> Option<&ValueFacts> {
         let Some(class) = self.lowered.classes.get(&value) else {
             return self.unread.get(&value);
         };
@@ -116,36 +125,36 @@ impl GraphFacts {
             .value()
     }
 
-    pub(crate) fn syms(&mut self) -> &mut Symbols {
+    pub fn syms(&mut self) -> &mut Symbols {
         &mut self.lowered.egraph.analysis.symbols
     }
 
-    pub(crate) fn dtype(&self, value: ValueId) -> Option<DataType> {
+    pub fn dtype(&self, value: ValueId) -> Option<DataType> {
         self.get(value)?.dtype
     }
 
     /// The shape, every dim resolved to its canonical form.
-    pub(crate) fn shape(&mut self, value: ValueId) -> Option<Shape> {
+    pub fn shape(&mut self, value: ValueId) -> Option<Shape> {
         let shape = self.get(value)?.shape.clone()?;
         Some(shape.resolved(self.syms()))
     }
 
-    pub(crate) fn rank(&self, value: ValueId) -> Option<usize> {
+    pub fn rank(&self, value: ValueId) -> Option<usize> {
         self.get(value)?.rank()
     }
 
-    pub(crate) fn constant(&self, value: ValueId) -> Option<Arc<ConstTensor>> {
+    pub fn constant(&self, value: ValueId) -> Option<Arc<ConstTensor>> {
         self.get(value)?.constant.clone()
     }
 
     /// The elements of a constant integer tensor.
-    pub(crate) fn ints(&self, value: ValueId) -> Option<Vec<i64>> {
+    pub fn ints(&self, value: ValueId) -> Option<Vec<i64>> {
         self.constant(value)?.to_i64s()
     }
 
     /// The elements of an integer tensor as dims, when each one is known or is a dimension of
     /// some tensor (a shape computed from shapes, never from data).
-    pub(crate) fn dims(&mut self, value: ValueId) -> Option<Vec<Dim>> {
+    pub fn dims(&mut self, value: ValueId) -> Option<Vec<Dim>> {
         let values: DimValues = self.get(value)?.dim_values()?;
         values
             .into_iter()
@@ -154,12 +163,45 @@ impl GraphFacts {
     }
 
     /// Whether two dims are provably equal.
-    pub(crate) fn same(&mut self, a: Dim, b: Dim) -> bool {
+    pub fn same(&mut self, a: Dim, b: Dim) -> bool {
         self.syms().same(a, b)
     }
 
+    /// The single element of a one-element integer constant.
+    pub fn int(&self, value: ValueId) -> Option<i64> {
+        self.constant(value)?.scalar_as_i64()
+    }
+
+    /// The dims of `value`'s shape, each in canonical form.
+    pub fn shape_dims(&mut self, value: ValueId) -> Option<Vec<Dim>> {
+        Some(self.shape(value)?.dims().to_vec())
+    }
+
+    /// Dim `axis` of `value`'s shape (negative counts from the end).
+    pub fn dim(&mut self, value: ValueId, axis: i64) -> Option<Dim> {
+        let dims = self.shape_dims(value)?;
+        let rank = i64::try_from(dims.len()).ok()?;
+        let axis = if axis < 0 { axis + rank } else { axis };
+        dims.get(usize::try_from(axis).ok()?).copied()
+    }
+
+    /// Dim `axis` of `value`, when it is a known number.
+    pub fn known_dim(&mut self, value: ValueId, axis: i64) -> Option<i64> {
+        self.dim(value, axis)?.known()
+    }
+
+    /// Whether two values provably have the same shape.
+    pub fn same_shape(&mut self, a: ValueId, b: ValueId) -> bool {
+        match (self.shape_dims(a), self.shape_dims(b)) {
+            (Some(x), Some(y)) => {
+                x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| self.same(*p, *q))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `a <= b` holds for every value of their symbols (a dim is never negative).
-    pub(crate) fn at_most(&mut self, a: Dim, b: Dim) -> bool {
+    pub fn at_most(&mut self, a: Dim, b: Dim) -> bool {
         if self.same(a, b) {
             return true;
         }
@@ -172,11 +214,11 @@ impl GraphFacts {
     }
 
     /// The dim for humans: its value, its `dim_param` name, or `?`.
-    pub(crate) fn show(&mut self, d: Dim) -> String {
+    pub fn show(&mut self, d: Dim) -> String {
         self.syms().display(d).to_string()
     }
 
-    pub(crate) fn show_shape(&mut self, shape: &Shape) -> String {
+    pub fn show_shape(&mut self, shape: &Shape) -> String {
         let dims: Vec<String> = shape.dims().iter().map(|d| self.show(*d)).collect();
         format!("[{}]", dims.join(","))
     }
