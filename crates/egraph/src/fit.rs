@@ -14,25 +14,23 @@ use crate::lower::{self, LowerOptions, Lowered};
 use crate::pass::PassReport;
 use crate::run::{Declined, describe_graph};
 
-/// Fits every reader of `exposed` that demands a scalar; shapes from the analysis, taken before
-/// any edit. Nothing is lowered or named unless such a reader exists.
-pub fn scalar_readers(
-    model: &mut Model,
-    exposed: &[ValueId],
-) -> Result<FitOutcome, InvariantError> {
+/// Fits every reader of `exposed` that demands a rank (a scalar, a 1-D shape or axes); shapes
+/// from the analysis, taken before any edit. Nothing is lowered or named unless such a reader
+/// exists.
+pub fn readers(model: &mut Model, exposed: &[ValueId]) -> Result<FitOutcome, InvariantError> {
     fit_with(model, exposed, &mut Analyses::default())
 }
 
-/// Fits the scalar readers of every `If` whose condition the analysis knows: what a runtime
+/// Fits the rank-demanding readers of every `If` whose condition the analysis knows: what a runtime
 /// that inlines such an `If` (onnxruntime's constant folding does) exposes to them.
 pub fn readers_of_decided_ifs(model: &mut Model) -> Result<FitOutcome, InvariantError> {
     let mut analyses = Analyses::default();
     let mut exposed = Vec::new();
     for (graph, node) in live_ifs(model) {
         let n = model.node(node);
-        // Only an `If` something reads as a scalar is worth lowering its graph for.
+        // Only an `If` something reads at a demanded rank is worth lowering its graph for.
         let outputs: Vec<ValueId> = n.outputs().iter().flatten().copied().collect();
-        if !outputs.iter().any(|&v| read_as_scalar(model, v)) {
+        if !outputs.iter().any(|&v| read_at_demanded_rank(model, v)) {
             continue;
         }
         let Some(cond) = n.inputs().first().copied().flatten() else {
@@ -45,13 +43,13 @@ pub fn readers_of_decided_ifs(model: &mut Model) -> Result<FitOutcome, Invariant
     fit_with(model, &exposed, &mut analyses)
 }
 
-/// The readers of `If` outputs that demand a scalar: where inlining or lowering an `If` will
+/// The readers of `If` outputs that demand a rank: where inlining or lowering an `If` will
 /// expose a branch's value. Taken before a rewrite, read back with [`exposed_at`] after it.
-pub fn scalar_readers_of_ifs(model: &Model) -> Vec<(NodeId, usize)> {
+pub fn rank_readers_of_ifs(model: &Model) -> Vec<(NodeId, usize)> {
     let mut readers = Vec::new();
     for (_, node) in live_ifs(model) {
         for &out in model.node(node).outputs().iter().flatten() {
-            readers.extend(scalar_uses(model, out));
+            readers.extend(rank_demanding_uses(model, out));
         }
     }
     readers
@@ -86,15 +84,16 @@ pub fn record(model: &Model, outcome: FitOutcome, rule: &str, report: &mut PassR
             .iter()
             .map(|f| {
                 format!(
-                    "{} input {} ('{}')",
+                    "{} input {} ('{}', reshaped to {}-D)",
                     model.describe_node(f.node),
                     f.input,
-                    f.value
+                    f.value,
+                    f.rank
                 )
             })
             .collect();
         report.notes.push(format!(
-            "{} reader(s) that need a scalar read a one-element tensor the rewrite exposed; each reads it reshaped to 0-D: {}",
+            "{} reader(s) that need a scalar or a 1-D tensor read a value of another rank the rewrite exposed: {}",
             readers.len(),
             readers.join(", ")
         ));
@@ -117,7 +116,7 @@ fn fit_with(
 ) -> Result<FitOutcome, InvariantError> {
     let shapes: HashMap<ValueId, KnownShape> = exposed
         .iter()
-        .filter(|&&v| read_as_scalar(model, v))
+        .filter(|&&v| read_at_demanded_rank(model, v))
         .map(|&v| (v, analyses.shape(model, v)))
         .collect();
     if shapes.is_empty() {
@@ -129,7 +128,7 @@ fn fit_with(
         .filter(|v| shapes.contains_key(v))
         .collect();
     let mut names = Names::of(model);
-    fit::scalar_readers(model, &mut names, &demanded, |v| {
+    fit::readers(model, &mut names, &demanded, |v| {
         shapes.get(&v).cloned().flatten()
     })
 }
@@ -204,19 +203,24 @@ fn live_ifs(model: &Model) -> impl Iterator<Item = (GraphId, NodeId)> + '_ {
 }
 
 /// The uses of `value` whose op demands a scalar there.
-fn scalar_uses(model: &Model, value: ValueId) -> impl Iterator<Item = (NodeId, usize)> + '_ {
+fn rank_demanding_uses(
+    model: &Model,
+    value: ValueId,
+) -> impl Iterator<Item = (NodeId, usize)> + '_ {
     model
         .value(value)
         .uses()
         .iter()
         .filter_map(move |u| match *u {
-            Use::Node { node, input } if fit::demands_scalar(model, node, input as usize) => {
+            Use::Node { node, input }
+                if fit::demanded_rank(model, node, input as usize).is_some() =>
+            {
                 Some((node, input as usize))
             }
             _ => None,
         })
 }
 
-fn read_as_scalar(model: &Model, value: ValueId) -> bool {
-    scalar_uses(model, value).next().is_some()
+fn read_at_demanded_rank(model: &Model, value: ValueId) -> bool {
+    rank_demanding_uses(model, value).next().is_some()
 }

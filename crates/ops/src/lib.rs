@@ -142,6 +142,9 @@ pub struct OpInfo {
     /// Inputs the schema declares 0-D: a reader onnxruntime refuses a one-element 1-D tensor for
     /// once it can see the shape ("Input to 'Range' op should be scalars" at session creation).
     pub scalar_inputs: &'static [usize],
+    /// Inputs the schema declares 1-D (a shape, axes, pads, `K`): a 0-D value exposed to one is
+    /// refused once a runtime or strict shape inference sees it.
+    pub vector_inputs: &'static [usize],
     pub numerics: Numerics,
     pub form: Form,
     pub reads: Reads,
@@ -216,6 +219,24 @@ pub fn scalar_inputs(domain: &str, op_type: &str, opset: i64) -> &'static [usize
     lookup(domain, op_type, opset).map_or(&[], |row| row.scalar_inputs)
 }
 
+/// The inputs the op needs as 1-D tensors; empty for an unknown op.
+pub fn vector_inputs(domain: &str, op_type: &str, opset: i64) -> &'static [usize] {
+    lookup(domain, op_type, opset).map_or(&[], |row| row.vector_inputs)
+}
+
+/// The rank input `input` of the op must have by its schema: 0 for a scalar input, 1 for a
+/// 1-D one, `None` when the table demands nothing of it.
+pub fn demanded_rank(domain: &str, op_type: &str, opset: i64, input: usize) -> Option<usize> {
+    let row = lookup(domain, op_type, opset)?;
+    if row.scalar_inputs.contains(&input) {
+        Some(0)
+    } else if row.vector_inputs.contains(&input) {
+        Some(1)
+    } else {
+        None
+    }
+}
+
 /// What the op does to the numbers it reads; [`Numerics::Rounds`] (no claim) for an unknown op.
 /// A caller that needs an op shown *not* periodic must not read `Rounds` as that proof: the
 /// table marks the ops it knows are periodic, and an unknown op may be anything (the fp16 pass
@@ -249,6 +270,22 @@ pub fn rows() -> impl Iterator<Item = &'static OpInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shape_inputs_are_one_dimensional_from_the_opset_that_made_them_inputs() {
+        assert_eq!(demanded_rank("", "Reshape", 4, 1), None); // an attribute then
+        assert_eq!(demanded_rank("", "Reshape", 5, 1), Some(1));
+        assert_eq!(demanded_rank("", "Unsqueeze", 11, 1), None);
+        assert_eq!(demanded_rank("", "Unsqueeze", 13, 1), Some(1));
+        assert_eq!(demanded_rank("", "ReduceMax", 17, 1), None);
+        assert_eq!(demanded_rank("", "ReduceMax", 18, 1), Some(1));
+        assert_eq!(demanded_rank("", "Pad", 17, 3), None);
+        assert_eq!(demanded_rank("", "Pad", 18, 3), Some(1));
+        assert_eq!(demanded_rank("", "Pad", 18, 2), Some(0));
+        assert_eq!(demanded_rank("", "Range", 11, 0), Some(0));
+        assert_eq!(demanded_rank("", "Reshape", 5, 0), None);
+        assert_eq!(demanded_rank("custom", "Reshape", 5, 1), None);
+    }
 
     #[test]
     fn rows_of_one_op_do_not_overlap() {

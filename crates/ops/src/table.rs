@@ -17,6 +17,7 @@ const fn row(op_type: &'static str, since: i64, effect: Effect, failure: Failure
         effect,
         failure,
         scalar_inputs: &[],
+        vector_inputs: &[],
         numerics: Numerics::Rounds,
         form: Form::Other,
         reads: Reads::Values,
@@ -89,9 +90,19 @@ impl OpInfo {
         }
     }
 
+    /// A reduction; with `axes_input`, its axes come from input 1, which is 1-D.
     const fn reduction(self, axes_input: bool) -> Self {
         OpInfo {
             form: Form::Reduction { axes_input },
+            vector_inputs: if axes_input { &[1] } else { &[] },
+            ..self
+        }
+    }
+
+    /// The inputs the schema declares 1-D.
+    const fn vectors(self, inputs: &'static [usize]) -> Self {
+        OpInfo {
+            vector_inputs: inputs,
             ..self
         }
     }
@@ -242,26 +253,35 @@ pub(crate) static ROWS: &[OpInfo] = &[
     pure("ReduceMin", 1).reduction(false).exact().until(17),
     pure("ReduceMin", 18).reduction(true).exact(),
     // Views: the input's elements under another shape.
-    pure("Reshape", 1).metadata().exact(),
-    pure("Squeeze", 1).metadata().exact(),
-    pure("Unsqueeze", 1).metadata().exact(),
+    pure("Reshape", 1).metadata().exact().until(4),
+    pure("Reshape", 5).metadata().exact().vectors(&[1]),
+    pure("Squeeze", 1).metadata().exact().until(12),
+    pure("Squeeze", 13).metadata().exact().vectors(&[1]),
+    pure("Unsqueeze", 1).metadata().exact().until(12),
+    pure("Unsqueeze", 13).metadata().exact().vectors(&[1]),
     pure("Flatten", 1).metadata().exact(),
     // Data movement and selection: each result element is an input element, an index or a
     // comparison of them.
     pure("Transpose", 1).exact(),
-    pure("Expand", 8).exact(),
-    pure("Tile", 1).exact(),
-    pure("Slice", 1).exact(),
+    pure("Expand", 8).exact().vectors(&[1]),
+    pure("Tile", 1).exact().until(5),
+    pure("Tile", 6).exact().vectors(&[1]),
+    pure("ConstantOfShape", 9).vectors(&[0]),
+    pure("Slice", 1).exact().until(9),
+    pure("Slice", 10).exact().vectors(&[1, 2, 3, 4]),
     pure("Gather", 1).exact(),
     pure("GatherElements", 11).exact(),
     pure("GatherND", 11).exact(),
     pure("Concat", 1).exact(),
-    pure("Split", 1).exact(),
+    pure("Split", 1).exact().until(12),
+    pure("Split", 13).exact().vectors(&[1]),
     pure("Pad", 1).exact().until(10),
-    scalars("Pad", 11, &[2]).exact(),
+    scalars("Pad", 11, &[2]).exact().vectors(&[1]).until(17),
+    scalars("Pad", 18, &[2]).exact().vectors(&[1, 3]),
     pure("ArgMax", 1).exact(),
     pure("ArgMin", 1).exact(),
-    pure("TopK", 1).exact(),
+    pure("TopK", 1).exact().until(9),
+    pure("TopK", 10).exact().vectors(&[1]),
     pure("Compress", 9).exact(),
     pure("Scatter", 9).exact(),
     pure("ScatterND", 11).exact(),

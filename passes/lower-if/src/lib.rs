@@ -116,8 +116,8 @@ impl Pass for LowerIfPass {
         record_inlining(&mut report, inlined);
 
         let lowering = lower_ifs(model, &mut names)?;
-        let exposed = fit::exposed_at(model, lowering.scalar_readers.iter().copied());
-        let fitted = fit::scalar_readers(model, &exposed)
+        let exposed = fit::exposed_at(model, lowering.rank_readers.iter().copied());
+        let fitted = fit::readers(model, &exposed)
             .map_err(|e| PassError::Input(format!("fitting the readers of inlined values: {e}")))?;
         let fitted_count = fitted.fitted.len();
         fit::record(model, fitted, self.name(), &mut report);
@@ -146,7 +146,7 @@ impl Pass for LowerIfPass {
             ("ifs_inlined_constant", json!(lowering.inlined_constant)),
             ("ifs_lowered_where", json!(lowering.lowered.len())),
             ("ifs_declined", json!(left)),
-            ("scalar_readers_fitted", json!(fitted_count)),
+            ("readers_fitted", json!(fitted_count)),
             ("where_cost", Json::Array(costs)),
         ];
         report
@@ -206,14 +206,14 @@ struct Lowering {
     /// The latest reason each `If` was left for.
     declines: BTreeMap<NodeId, String>,
     /// Readers of `If` outputs that need a scalar, seen at the start of each round.
-    scalar_readers: BTreeSet<(NodeId, usize)>,
+    rank_readers: BTreeSet<(NodeId, usize)>,
 }
 
 fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError> {
     let mut out = Lowering::default();
     let mut scalar_shapes: BTreeMap<GraphId, Option<ValueId>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
-        out.scalar_readers.extend(fit::scalar_readers_of_ifs(model));
+        out.rank_readers.extend(fit::rank_readers_of_ifs(model));
         let mut changed = false;
         for graph in graphs_with_ifs(model) {
             changed |= inline_constants(model, graph, names, &mut out)?;

@@ -501,7 +501,7 @@ fn an_exposed_one_element_tensor_read_as_a_scalar_is_reshaped_to_0d() {
     let (after, report) = apply(&LowerIfPass, &before);
     assert_eq!(count_ops(&after, "If"), 0, "{:?}", report.declined);
     assert_eq!(count_ops(&after, "Reshape"), 1);
-    assert_eq!(report.details["scalar_readers_fitted"], 1);
+    assert_eq!(report.details["readers_fitted"], 1);
     assert!(
         report.notes.iter().any(|n| n.contains("reshaped to 0-D")),
         "{:?}",

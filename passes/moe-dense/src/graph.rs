@@ -54,6 +54,14 @@ impl<'m> Scope<'m> {
         self.model.value(value).producer().map(|(n, _)| n)
     }
 
+    /// Whether `node` reads only its inputs' shapes (the op table's `Reads::Shape`: Shape,
+    /// Size, the `*Like` generators): ancestry of data stops there.
+    fn shape_only(&self, node: &Node) -> bool {
+        let opset = self.model.opset(node.domain()).unwrap_or(i64::MAX);
+        onnx_rewrite_ops::reads(node.domain(), node.op_type(), opset)
+            == onnx_rewrite_ops::Reads::Shape
+    }
+
     /// Which output of its producer `value` is.
     pub(crate) fn output_index(&self, value: ValueId) -> Option<u32> {
         self.model.value(value).producer().map(|(_, i)| i)
@@ -128,7 +136,7 @@ impl<'m> Scope<'m> {
                 return Some(v);
             }
             if let Some(n) = self.producer(v)
-                && !shape_only(n)
+                && !self.shape_only(n)
             {
                 queue.extend(n.inputs().iter().flatten().copied());
             }
@@ -159,7 +167,7 @@ impl<'m> Scope<'m> {
                 }
                 continue;
             }
-            if shape_only(n) {
+            if self.shape_only(n) {
                 continue;
             }
             stack.extend(n.inputs().iter().flatten().copied());
@@ -167,11 +175,6 @@ impl<'m> Scope<'m> {
         found.sort();
         found
     }
-}
-
-/// A node that reads only its input's shape, not its data: ancestry stops there.
-fn shape_only(node: &Node) -> bool {
-    node.domain().is_empty() && matches!(node.op_type(), "Shape" | "Size")
 }
 
 /// Input `i` of `node`, when present.

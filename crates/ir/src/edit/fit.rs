@@ -5,33 +5,37 @@
 //! Trilu's `k` are 0-D in their schemas; a branch that returns a one-element 1-D tensor was
 //! accepted behind the `If` (whose output shape nothing checked) and is refused once exposed:
 //! "Input to 'Range' op should be scalars" when the session is created. Such a reader gets a
-//! `Reshape` of the value to 0-D, which holds the same element; a reader whose value is not
-//! provably one element is left, with the reason, for the pass to report.
+//! `Reshape` of the value to 0-D, which holds the same element. The mirror case: a shape, axes
+//! or `K` input is 1-D in its schema, and a branch's 0-D value gets a `Reshape` to `[1]`. A
+//! reader whose value cannot be fitted so (not provably one element for a scalar, of rank 2 or
+//! more for a 1-D input) is left, with the reason, for the pass to report.
 //!
-//! What the reader demands comes from the op table ([`onnx_rewrite_ops::scalar_inputs`]);
+//! What the reader demands comes from the op table ([`onnx_rewrite_ops::demanded_rank`]);
 //! what the value is, from the caller (the analysis lives above this crate).
 
 use std::collections::HashMap;
 
-use crate::proto::{NodeProto, TensorProto, tensor_proto::DataType};
+use crate::proto::{TensorProto, tensor_proto::DataType};
 use crate::{GraphId, InvariantError, Model, NodeId, Use, ValueId};
 
-use super::{Names, place_before};
+use super::{Names, Op, first_output, place_before};
 
 /// What the caller knows of a value's shape: `None` when not even its rank is known; else one
 /// entry per dim, `None` for a dim that is not a known number.
 pub type KnownShape = Option<Vec<Option<i64>>>;
 
-/// A reader given a Reshape to 0-D.
+/// A reader given a Reshape to the rank its schema demands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fitted {
     pub node: NodeId,
     pub input: usize,
+    /// The rank the reader now reads: 0 or 1.
+    pub rank: usize,
     /// The name of the value it read before.
     pub value: String,
 }
 
-/// A reader that demands a scalar and reads a value not provably one element.
+/// A reader that demands a rank its value cannot be fitted to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unfit {
     pub node: NodeId,
@@ -45,48 +49,65 @@ pub struct FitOutcome {
     pub unfit: Vec<Unfit>,
 }
 
-/// Fits every reader of the `exposed` values that demands a scalar (see the module docs).
+/// Fits every reader of the `exposed` values that demands a rank (see the module docs).
 /// `shape_of` is asked once per exposed value that such a reader reads.
-pub fn scalar_readers(
+pub fn readers(
     model: &mut Model,
     names: &mut Names,
     exposed: &[ValueId],
     mut shape_of: impl FnMut(ValueId) -> KnownShape,
 ) -> Result<FitOutcome, InvariantError> {
     let mut outcome = FitOutcome::default();
-    let mut shape_constants: HashMap<GraphId, ValueId> = HashMap::new();
+    let mut shape_constants: HashMap<(GraphId, usize), ValueId> = HashMap::new();
     let mut placed = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for &value in exposed {
         if !seen.insert(value) || !is_live(model, value) {
             continue;
         }
-        let readers: Vec<(NodeId, usize)> = model
+        let readers: Vec<(NodeId, usize, usize)> = model
             .value(value)
             .uses()
             .iter()
             .filter_map(|u| match *u {
-                Use::Node { node, input } => Some((node, input as usize)),
+                Use::Node { node, input } => {
+                    let rank = demanded_rank(model, node, input as usize)?;
+                    Some((node, input as usize, rank))
+                }
                 Use::GraphOutput { .. } => None,
             })
-            .filter(|&(node, input)| demands_scalar(model, node, input))
             .collect();
         if readers.is_empty() {
             continue;
         }
-        let dims = match shape_of(value) {
-            None => continue, // nothing known: nothing the runtime can see either
-            Some(dims) if dims.is_empty() => continue,
-            Some(dims) => dims,
+        // Nothing known: nothing the runtime can see either.
+        let Some(dims) = shape_of(value) else {
+            continue;
         };
-        let one_element = dims.iter().all(|d| *d == Some(1));
-        for (node, input) in readers {
-            if !one_element {
+        for (node, input, rank) in readers {
+            if dims.len() == rank {
+                continue;
+            }
+            let fits = match rank {
+                0 => dims.iter().all(|d| *d == Some(1)),
+                _ => dims.is_empty(),
+            };
+            let wanted = if rank == 0 {
+                "a scalar"
+            } else {
+                "a 1-D tensor"
+            };
+            if !fits {
+                let why = if rank == 0 {
+                    "is not provably one element"
+                } else {
+                    "has more than one dimension"
+                };
                 outcome.unfit.push(Unfit {
                     node,
                     input,
                     reason: format!(
-                        "{} needs input {input} as a scalar, and '{}' (shape {}) is not provably one element",
+                        "{} needs input {input} as {wanted}, and '{}' (shape {}) {why}",
                         model.describe_node(node),
                         model.value(value).name(),
                         show(&dims),
@@ -99,7 +120,7 @@ pub fn scalar_readers(
                     node,
                     input,
                     reason: format!(
-                        "{} needs input {input} as a scalar, and a Reshape to 0-D needs opset 5",
+                        "{} needs input {input} as {wanted}, and a Reshape to it needs opset 5",
                         model.describe_node(node)
                     ),
                 });
@@ -107,29 +128,26 @@ pub fn scalar_readers(
             }
             let graph = model.node(node).graph();
             let shape = *shape_constants
-                .entry(graph)
-                .or_insert_with(|| empty_shape(model, names, graph));
+                .entry((graph, rank))
+                .or_insert_with(|| shape_of_rank(model, names, graph, rank));
             let base = model.value(value).name().to_owned();
-            let header = NodeProto {
-                name: Some(names.node(&format!("{base}_to_scalar"))),
-                op_type: Some("Reshape".into()),
-                ..NodeProto::default()
+            let (node_suffix, value_suffix) = if rank == 0 {
+                ("to_scalar", "scalar")
+            } else {
+                ("to_vector", "vector")
             };
-            let output = names.value(&format!("{base}_scalar"));
-            let reshape = model.add_node(
-                graph,
-                header,
-                &[Some(value), Some(shape)],
-                &[Some(output)],
-                Vec::new(),
-            );
-            let scalar = model.node(reshape).outputs()[0]
-                .ok_or_else(|| InvariantError("a new Reshape lost its output".into()))?;
-            model.set_node_input(node, input, Some(scalar));
+            let reshape = Op::new("Reshape")
+                .name(format!("{base}_{node_suffix}"))
+                .inputs(&[Some(value), Some(shape)])
+                .output(format!("{base}_{value_suffix}"))
+                .add(model, names, graph);
+            let fitted = first_output(model, reshape)?;
+            model.set_node_input(node, input, Some(fitted));
             placed.push((reshape, node));
             outcome.fitted.push(Fitted {
                 node,
                 input,
+                rank,
                 value: base,
             });
         }
@@ -138,11 +156,11 @@ pub fn scalar_readers(
     Ok(outcome)
 }
 
-/// Whether input `input` of `node` must be 0-D by the op table.
-pub fn demands_scalar(model: &Model, node: NodeId, input: usize) -> bool {
+/// The rank input `input` of `node` must have by the op table: 0 or 1.
+pub fn demanded_rank(model: &Model, node: NodeId, input: usize) -> Option<usize> {
     let n = model.node(node);
     let opset = model.opset(n.domain()).unwrap_or(i64::MAX);
-    onnx_rewrite_ops::scalar_inputs(n.domain(), n.op_type(), opset).contains(&input)
+    onnx_rewrite_ops::demanded_rank(n.domain(), n.op_type(), opset, input)
 }
 
 fn is_live(model: &Model, value: ValueId) -> bool {
@@ -152,14 +170,21 @@ fn is_live(model: &Model, value: ValueId) -> bool {
         .is_none_or(|(node, _)| !model.node(node).is_removed())
 }
 
-/// An `int64[0]` initializer of `graph`: the shape of a 0-D tensor.
-fn empty_shape(model: &mut Model, names: &mut Names, graph: GraphId) -> ValueId {
+/// The `Reshape` target of a tensor of one element at `rank` 0 or 1, an initializer of
+/// `graph`: `int64[0]` (a 0-D tensor) or `int64[1]` holding 1.
+fn shape_of_rank(model: &mut Model, names: &mut Names, graph: GraphId, rank: usize) -> ValueId {
+    let (dims, data, base) = if rank == 0 {
+        (vec![0], vec![], "scalar_shape")
+    } else {
+        (vec![1], vec![1], "vector_shape")
+    };
     let tensor = TensorProto {
-        dims: vec![0],
+        dims,
         data_type: Some(DataType::Int64 as i32),
+        int64_data: data,
         ..TensorProto::default()
     };
-    let name = names.value("scalar_shape");
+    let name = names.value(base);
     model.add_initializer(graph, name, tensor)
 }
 
