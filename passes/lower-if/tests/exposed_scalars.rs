@@ -1,8 +1,9 @@
-//! Readers that need a scalar, behind an `If` the pass inlines: a generator of the spellings a
-//! one-element value takes (a constant, an Unsqueeze of a scalar, a rank-2 constant, a value
-//! computed from shapes) crossed with every reader the op table says needs a scalar input that
-//! tract runs, and with either branch taken. Each case must come out fitted (one Reshape to
-//! 0-D per reader), compute what the hand-inlined reference computes, and be idempotent.
+//! Readers that need a scalar or a 1-D input, behind an `If` the pass inlines: generators of
+//! the spellings a one-element value takes (a constant, an Unsqueeze of a scalar, a rank-2
+//! constant, a value computed from shapes; for 1-D readers, 0-D spellings) crossed with every
+//! reader the op table says needs that rank and tract runs, and with either branch taken. Each
+//! case must come out fitted (one Reshape per reader), compute what the hand-inlined reference
+//! computes, and be idempotent.
 
 mod common;
 
@@ -86,6 +87,24 @@ fn case(spelling: &str, ty: &str, reader: &str, out: &str, taken: bool) -> (Stri
     (body, reference)
 }
 
+/// The If inlined, its one reader fitted with one Reshape, the outputs those of the hand-written
+/// `reference`, and a second run changing nothing.
+fn assert_fitted(what: &str, body: &str, reference: &str) {
+    let before = model(&format!("{HEADER}\n{body}"));
+    let (after, report) = apply(&LowerIfPass, &before);
+    assert_eq!(count_ops(&after, "If"), 0, "{what}: {:?}", report.declined);
+    assert!(report.declined.is_empty(), "{what}: {:?}", report.declined);
+    assert_eq!(
+        report.details["readers_fitted"], 1,
+        "{what}: {:?}",
+        report.notes
+    );
+    assert_eq!(count_ops(&after, "Reshape"), 1, "{what}");
+    assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 2);
+    let (again, _) = apply(&LowerIfPass, &after);
+    assert_eq!(bytes(&again), bytes(&after), "{what}: idempotent");
+}
+
 #[test]
 fn every_spelling_read_as_a_scalar_by_every_reader_is_fitted() {
     let mut checked = 0;
@@ -94,19 +113,7 @@ fn every_spelling_read_as_a_scalar_by_every_reader_is_fitted() {
             for taken in [true, false] {
                 let what = format!("{spelled} read as {read}, branch taken: {taken}");
                 let (body, reference) = case(spelling, ty, reader, out, taken);
-                let before = model(&format!("{HEADER}\n{body}"));
-                let (after, report) = apply(&LowerIfPass, &before);
-                assert_eq!(count_ops(&after, "If"), 0, "{what}: {:?}", report.declined);
-                assert!(report.declined.is_empty(), "{what}: {:?}", report.declined);
-                assert_eq!(
-                    report.details["readers_fitted"], 1,
-                    "{what}: {:?}",
-                    report.notes
-                );
-                assert_eq!(count_ops(&after, "Reshape"), 1, "{what}");
-                assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 2);
-                let (again, _) = apply(&LowerIfPass, &after);
-                assert_eq!(bytes(&again), bytes(&after), "{what}: idempotent");
+                assert_fitted(&what, &body, &reference);
                 checked += 1;
             }
         }
@@ -205,19 +212,7 @@ fn every_scalar_spelling_read_as_a_vector_by_every_reader_is_fitted() {
             for taken in [true, false] {
                 let what = format!("{spelled} read as {read}, branch taken: {taken}");
                 let (body, reference) = vector_case(spelling, reader, out, taken);
-                let before = model(&format!("{HEADER}\n{body}"));
-                let (after, report) = apply(&LowerIfPass, &before);
-                assert_eq!(count_ops(&after, "If"), 0, "{what}: {:?}", report.declined);
-                assert!(report.declined.is_empty(), "{what}: {:?}", report.declined);
-                assert_eq!(
-                    report.details["readers_fitted"], 1,
-                    "{what}: {:?}",
-                    report.notes
-                );
-                assert_eq!(count_ops(&after, "Reshape"), 1, "{what}");
-                assert_same(&model(&format!("{HEADER}\n{reference}")), &after, 2);
-                let (again, _) = apply(&LowerIfPass, &after);
-                assert_eq!(bytes(&again), bytes(&after), "{what}: idempotent");
+                assert_fitted(&what, &body, &reference);
                 checked += 1;
             }
         }
