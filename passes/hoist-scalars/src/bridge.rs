@@ -33,10 +33,29 @@ const MAX_RECOMPUTED_DEPTH: usize = 16;
 pub(crate) struct Bridged {
     /// Crossing tensors now reaching the device through a `Range`.
     pub bridged: Vec<String>,
-    /// Crossings left, as (producer node, reason).
-    pub left: Vec<(Option<NodeId>, String)>,
+    /// Crossings left.
+    pub left: Vec<Left>,
     /// Values some reader no longer reads (the roots of the sweep of what they computed).
     pub unread: Vec<ValueId>,
+}
+
+/// A crossing bridging leaves.
+#[derive(Debug)]
+pub(crate) struct Left {
+    /// The node producing the crossing value, when a node does.
+    pub producer: Option<NodeId>,
+    pub why: Why,
+    pub reason: String,
+}
+
+/// Why a crossing is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// No bridge applies to this kind of crossing (a copy to the host, a graph input, an opset
+    /// without Range): nothing was tried.
+    NotBridgeable,
+    /// A bridge was tried and its producer could not be recomputed on the device: a decline.
+    CannotBridge,
 }
 
 /// Bridges every host→device crossing of `graph` that can be.
@@ -83,17 +102,19 @@ pub(crate) fn bridge_graph(
                     "a graph input read on both devices is copied by ORT; bridging would not avoid it"
                 }
             };
-            out.left.push((
-                c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
-                format!("'{name}': {why}"),
-            ));
+            out.left.push(Left {
+                producer: c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
+                why: Why::NotBridgeable,
+                reason: format!("'{name}': {why}"),
+            });
             continue;
         }
         if opset < 11 {
-            out.left.push((
-                None,
-                format!("'{name}': opset {opset} has no Range (11) to bridge with"),
-            ));
+            out.left.push(Left {
+                producer: None,
+                why: Why::NotBridgeable,
+                reason: format!("'{name}': opset {opset} has no Range (11) to bridge with"),
+            });
             continue;
         }
         match b.on_device(c.value, 0) {
@@ -107,10 +128,11 @@ pub(crate) fn bridge_graph(
                 }
                 out.bridged.push(name);
             }
-            Err(why) => out.left.push((
-                c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
-                format!("'{name}' cannot be bridged: {why}"),
-            )),
+            Err(why) => out.left.push(Left {
+                producer: c.producer.map(|(n, _)| placed.sim.nodes[n].ir),
+                why: Why::CannotBridge,
+                reason: format!("'{name}' cannot be bridged: {why}"),
+            }),
         }
     }
     let order = b.model.topological_order(graph).map_err(|n| {

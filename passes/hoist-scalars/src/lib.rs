@@ -155,17 +155,15 @@ impl Pass for HoistScalarsPass {
                         outcome.bridged.join(", ")
                     ));
                 }
-                for (node, why) in outcome.left {
-                    match node {
-                        Some(node) if why.contains("cannot be bridged") => {
-                            report.declined.push(Declined {
-                                graph: label.clone(),
-                                node: model.describe_node(node),
-                                rule: "bridge".to_owned(),
-                                reason: why,
-                            })
-                        }
-                        _ => left.push(format!("{label}: {why}")),
+                for crossing in outcome.left {
+                    match (crossing.producer, crossing.why) {
+                        (Some(node), bridge::Why::CannotBridge) => report.declined.push(Declined {
+                            graph: label.clone(),
+                            node: model.describe_node(node),
+                            rule: "bridge".to_owned(),
+                            reason: crossing.reason,
+                        }),
+                        _ => left.push(format!("{label}: {}", crossing.reason)),
                     }
                 }
             }
