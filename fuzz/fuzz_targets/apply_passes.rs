@@ -7,11 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use onnx_rewrite::PassContext;
-use onnx_rewrite::egraph::RunLimits;
+use onnx_rewrite::pass::RunLimits;
 use onnx_rewrite::ir::LoadOptions;
 use onnx_rewrite::ir::load::load_bytes;
 use onnx_rewrite::ir::save::to_bytes;
-use onnx_rewrite::pipeline::registry;
+use onnx_rewrite::registry;
 
 fuzz_target!(|data: &[u8]| {
     let options = LoadOptions {
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         },
         ..PassContext::default()
     };
-    for pass in registry() {
+    for pass in registry().passes() {
         let mut rewritten = model.clone();
         if pass.run(&mut rewritten, &cx).is_err() {
             continue;

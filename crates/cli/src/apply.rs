@@ -5,18 +5,18 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use onnx_rewrite::egraph::RunLimits;
 use onnx_rewrite::ir::{self, ExternalDataPolicy, LoadOptions, SaveOptions};
+use onnx_rewrite::pass::RunLimits;
 use onnx_rewrite::session::{self, ApplyOutcome, ApplyRequest};
 use onnx_rewrite::verify::{self, VerifyOptions};
-use onnx_rewrite::{ApplyError, PassContext, Pipeline, PipelineReport};
+use onnx_rewrite::{ApplyError, PassContext, PipelineReport};
 
 use crate::args::{ApplyArgs, ExternalData, LimitArgs};
 use crate::failure::Failure;
 use crate::progress::Progress;
 
 pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), Failure> {
-    let pipeline = Pipeline::parse(&args.passes).map_err(|e| failure(e.into()))?;
+    let pipeline = onnx_rewrite::pipeline(&args.passes).map_err(|e| failure(e.into()))?;
     if !args.in_place && session::same_file(&args.input, &args.output) {
         return Err(Failure::Input(format!(
             "{}: the output would replace the input; pass --in-place if that is what you want",

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use onnx_rewrite::info::ModelInfo;
-use onnx_rewrite::pipeline::registry;
+use onnx_rewrite::registry;
 
 use crate::apply::load;
 use crate::args::InfoArgs;
@@ -64,7 +64,8 @@ fn human(info: &ModelInfo) -> String {
 }
 
 pub fn list_passes() -> Result<(), Failure> {
-    let passes = registry();
+    let registry = registry();
+    let passes = registry.passes();
     let all: Vec<&str> = passes
         .iter()
         .map(|p| p.name())

@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 use onnx_rewrite::PassOptions;
-use onnx_rewrite::pipeline::registry;
+use onnx_rewrite::registry;
 
 use crate::args::{Cli, Command};
 
@@ -59,7 +59,8 @@ fn main() -> ExitCode {
 
 /// The command line: the derived grammar plus every pass's own options on `apply`.
 fn command() -> clap::Command {
-    let passes = registry();
+    let registry = registry();
+    let passes = registry.passes();
     Cli::command().mut_subcommand("apply", |mut apply| {
         for option in passes.iter().flat_map(|p| p.options()) {
             let arg = Arg::new(option.flag)
@@ -85,7 +86,7 @@ fn pass_options(matches: &ArgMatches) -> PassOptions {
     let Some(("apply", apply)) = matches.subcommand() else {
         return options;
     };
-    for option in registry().iter().flat_map(|p| p.options()) {
+    for option in registry().passes().iter().flat_map(|p| p.options()) {
         match option.value {
             None if apply.get_flag(option.flag) => options.set(option.flag, None),
             None => {}

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use onnx_rewrite_egraph::facts::{
+use onnx_rewrite_facts::{
     ConstData, ConstTensor, Limits, OpInfo, Shape, Symbols, ValueFacts, dtype_name, infer,
 };
 use onnx_rewrite_proto::tensor_proto::DataType;

@@ -10,7 +10,7 @@ use egg::{Analysis, DidMerge, EGraph, Id};
 use onnx_rewrite_ir::ValueId;
 use onnx_rewrite_proto::TensorProto;
 
-use crate::facts::{self, ConstTensor, Dim, Limits, OpInfo, Shape, Symbols, ValueFacts};
+use crate::facts::{self, ConstTensor, Limits, OpInfo, Symbols, ValueFacts};
 use crate::language::{ConstTable, Onnx, OpTable};
 
 /// The e-graph of one ONNX graph.
@@ -74,15 +74,7 @@ impl OnnxAnalysis {
 
     /// Facts of a tensor: its dtype, its (known) dims and, when small, its value.
     pub fn facts_of_tensor(&self, tensor: &TensorProto) -> ValueFacts {
-        let dtype = facts::DataType::try_from(tensor.data_type()).ok();
-        match ConstTensor::from_proto(tensor, self.limits.max_const_elements) {
-            Some(constant) => ValueFacts::of_constant(constant),
-            None => ValueFacts {
-                dtype,
-                shape: Some(Shape::new(tensor.dims.iter().map(|d| Dim::Known(*d)))),
-                ..ValueFacts::default()
-            },
-        }
+        ValueFacts::of_tensor(tensor, self.limits)
     }
 
     /// Merges `extra` into a class's facts (declared types at lowering). A contradiction is

@@ -182,9 +182,7 @@ impl OpData {
     }
 }
 
-pub fn normalize_domain(domain: &str) -> &str {
-    if domain == "ai.onnx" { "" } else { domain }
-}
+pub use onnx_rewrite_facts::normalize_domain;
 
 /// The interner of operator keys of one e-graph.
 #[derive(Debug, Default)]

@@ -10,11 +10,10 @@ use rustc_hash::FxHashMap as HashMap;
 
 use egg::Id;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
-use onnx_rewrite_ops::Effect;
 use smallvec::SmallVec;
 
 use crate::analysis::{OnnxAnalysis, OnnxEGraph};
-use crate::facts::{Dim, Limits, Shape, ValueFacts};
+use crate::facts::{self, Limits, ValueFacts};
 use crate::language::{Onnx, OpData, normalize_domain};
 
 /// An IR node and the e-node it was lowered to.
@@ -51,15 +50,6 @@ pub struct LowerOptions {
     /// Add constant e-nodes for every class with a known small value.
     pub fold_constants: bool,
 }
-
-/// Domains whose operators we know to be pure functions; any other domain (custom ops,
-/// model-local functions) is keyed by node identity.
-const KNOWN_DOMAINS: &[&str] = &[
-    "",
-    "ai.onnx.ml",
-    "com.microsoft",
-    "ai.onnx.preview.training",
-];
 
 /// Lowers `graph` of `model`. Fails with a node on a cycle (a loaded model has none).
 pub fn lower(model: &Model, graph: GraphId, options: &LowerOptions) -> Result<Lowered, NodeId> {
@@ -103,7 +93,8 @@ impl Lowered {
         if let Some(id) = self.classes.get(&value) {
             return *id;
         }
-        let facts = leaf_facts(model, value, &mut self.egraph.analysis);
+        let analysis = &mut self.egraph.analysis;
+        let facts = facts::leaf_facts(model, value, analysis.limits, &mut analysis.symbols);
         self.egraph.analysis.leaves.insert(value, facts);
         let v = model.value(value);
         self.egraph
@@ -144,15 +135,6 @@ impl Lowered {
         }
 
         let domain = normalize_domain(n.domain());
-        // A random op's result is not a function of its inputs: keyed by identity, never merged.
-        // Dropout is random only in training mode, which needs its `training_mode` input.
-        // Any opset's answer: a model whose import disagrees with its ops is still never merged.
-        let impure = !KNOWN_DOMAINS.contains(&domain)
-            || match onnx_rewrite_ops::worst_effect(domain, n.op_type()) {
-                Some(Effect::Random) => true,
-                Some(Effect::RandomInTraining) => n.inputs().get(2).copied().flatten().is_some(),
-                Some(Effect::Pure) | None => false,
-            };
         let mut attributes: Vec<_> = n.attributes.iter().map(|a| a.proto.clone()).collect();
         attributes.sort_by(|a, b| a.name().cmp(b.name()));
         let data = OpData {
@@ -162,7 +144,7 @@ impl Lowered {
             attributes,
             inputs: n.inputs().len(),
             outputs: n.outputs().iter().map(Option::is_some).collect(),
-            identity: (impure || !subgraphs.is_empty()).then_some(node),
+            identity: facts::identified_by_node(model, node).then_some(node),
         };
         let is_tuple = data.is_tuple();
         let key = self.egraph.analysis.ops.intern(data);
@@ -191,30 +173,4 @@ impl Lowered {
             }
         }
     }
-}
-
-/// Facts of a value the graph reads but does not compute.
-fn leaf_facts(model: &Model, value: ValueId, analysis: &mut OnnxAnalysis) -> ValueFacts {
-    let v = model.value(value);
-    let declared = model
-        .declared_type(value)
-        .map(|ty| ValueFacts::from_type(ty, &mut analysis.symbols));
-    // A graph input's default can be overridden at run time: only its declared type holds.
-    if v.def() != ValueDef::Input
-        && let Some(tensor) = v.initializer()
-    {
-        return analysis.facts_of_tensor(tensor);
-    }
-    if let Some(sparse) = v.sparse_initializer() {
-        let dtype = sparse
-            .values
-            .as_ref()
-            .and_then(|t| crate::facts::DataType::try_from(t.data_type()).ok());
-        return ValueFacts {
-            dtype,
-            shape: Some(Shape::new(sparse.dims.iter().map(|d| Dim::Known(*d)))),
-            ..ValueFacts::default()
-        };
-    }
-    declared.unwrap_or_default()
 }

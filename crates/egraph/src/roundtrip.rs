@@ -9,8 +9,8 @@ use std::time::Instant;
 use onnx_rewrite_ir::Model;
 
 use crate::extract::NodeCount;
-use crate::pass::{Pass, PassContext, PassError, PassReport, count_nodes};
 use crate::run::{RewriteOptions, rewrite_model};
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassReport};
 
 pub struct EgraphRoundTrip;
 
@@ -23,9 +23,13 @@ impl Pass for EgraphRoundTrip {
         "IR → e-graph → extract → IR with no rules: merges duplicate computations, drops dead nodes"
     }
 
+    fn in_all(&self) -> bool {
+        false
+    }
+
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let before = count_nodes(model);
+        let mut report = PassReport::new(self.name(), model, cx);
         let options = RewriteOptions {
             limits: cx.limits.clone(),
             cost: &NodeCount,
@@ -33,13 +37,7 @@ impl Pass for EgraphRoundTrip {
             trace: cx.trace,
             only_anchored_graphs: false,
         };
-        let summary = rewrite_model(model, &[], &options)?;
-        Ok(PassReport::from_run(
-            self.name(),
-            before,
-            model,
-            summary,
-            started,
-        ))
+        rewrite_model(model, &[], &options)?.record(&mut report);
+        Ok(report.finish(model, started))
     }
 }

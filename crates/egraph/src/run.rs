@@ -9,11 +9,10 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use egg::{BackoffScheduler, Id, Runner, StopReason};
 use onnx_rewrite_ir::edit::Names;
-use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
 
 use crate::emit::{self, EmitStats};
 use crate::extract::{self, CostModel};
@@ -21,27 +20,7 @@ use crate::facts::Limits;
 use crate::language::Onnx;
 use crate::lower::{self, LowerOptions};
 use crate::rule::{self, Rule, TraceEvent};
-
-/// Limits of one e-graph run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunLimits {
-    /// E-nodes the e-graph may grow to; `None`: four times the lowered graph plus 10,000.
-    pub node_limit: Option<usize>,
-    /// Rule-application rounds.
-    pub iter_limit: usize,
-    /// Safety net: hitting it fails the pass.
-    pub time_limit: Duration,
-}
-
-impl Default for RunLimits {
-    fn default() -> Self {
-        Self {
-            node_limit: None,
-            iter_limit: 30,
-            time_limit: Duration::from_secs(600),
-        }
-    }
-}
+use onnx_rewrite_pass::{Declined, EgraphStats, PassError, PassReport, RunLimits, describe_graph};
 
 /// How to run a set of rules.
 pub struct RewriteOptions<'a> {
@@ -54,38 +33,6 @@ pub struct RewriteOptions<'a> {
     pub only_anchored_graphs: bool,
 }
 
-/// A rule that declined on a node that therefore stays.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Declined {
-    /// The graph (`main graph`, `function 'f'`, `subgraph of node ...`).
-    pub graph: String,
-    /// The node, as `node 3 'name' (Op)`.
-    pub node: String,
-    pub rule: String,
-    pub reason: String,
-}
-
-/// Sizes of the e-graphs of a run.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct EgraphStats {
-    /// Graphs lowered.
-    pub graphs: usize,
-    /// E-nodes and e-classes at the end of each run, summed over graphs.
-    pub nodes: usize,
-    pub classes: usize,
-    /// The largest single e-graph, in e-nodes.
-    pub max_nodes: usize,
-    /// Rule-application rounds, summed over graphs.
-    pub iterations: usize,
-    /// Why each run stopped, with how many runs stopped so.
-    pub stop_reasons: BTreeMap<String, usize>,
-    /// Milliseconds spent lowering, saturating, extracting and writing back, summed over graphs.
-    pub lower_ms: f64,
-    pub saturate_ms: f64,
-    pub extract_ms: f64,
-    pub emit_ms: f64,
-}
-
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct RewriteSummary {
@@ -96,6 +43,26 @@ pub struct RewriteSummary {
     pub declined: Vec<Declined>,
     pub notes: Vec<String>,
     pub trace: Vec<String>,
+}
+
+impl RewriteSummary {
+    /// Puts the run's figures in a pass's report: rules applied, e-graph sizes, declines,
+    /// notes and trace.
+    pub fn record(self, report: &mut PassReport) {
+        for (rule, count) in self.rules {
+            *report.rules.entry(rule).or_default() += count;
+        }
+        report.egraph = self.egraph;
+        report.declined.extend(self.declined);
+        report.notes.extend(self.notes);
+        report.trace.extend(self.trace);
+    }
+}
+
+impl From<RunError> for PassError {
+    fn from(error: RunError) -> Self {
+        PassError::Engine(Box::new(error))
+    }
 }
 
 /// A run that must not produce output.
@@ -134,7 +101,7 @@ pub fn rewrite_model(
     let read_before: Vec<ValueId> = constants(model)
         .filter(|v| !model.value(*v).uses().is_empty())
         .collect();
-    for graph in graphs_innermost_first(model) {
+    for graph in model.graphs_innermost_first() {
         if options.only_anchored_graphs && !has_anchor(model, graph, rules) {
             continue;
         }
@@ -163,38 +130,11 @@ pub fn rewrite_model(
 
 /// The initializers (not input defaults) of every live graph.
 fn constants(model: &Model) -> impl Iterator<Item = ValueId> + '_ {
-    graphs_innermost_first(model)
+    model
+        .graphs_innermost_first()
         .into_iter()
         .flat_map(move |g| model.graph(g).initializers().to_vec())
         .filter(move |v| model.value(*v).def() == ValueDef::Initializer)
-}
-
-/// A name for a graph in messages.
-pub fn describe_graph(model: &Model, graph: GraphId) -> String {
-    match model.graph(graph).owner() {
-        GraphOwner::Model => "main graph".to_owned(),
-        GraphOwner::Function { index } => {
-            format!(
-                "function '{}'",
-                model
-                    .functions
-                    .get(index as usize)
-                    .map_or("?", |f| f.proto.name())
-            )
-        }
-        GraphOwner::Node { node, attribute } => {
-            let attr = model
-                .node(node)
-                .attributes
-                .get(attribute as usize)
-                .map_or("?", |a| a.name());
-            format!(
-                "subgraph '{attr}' of {} in the {}",
-                model.describe_node(node),
-                describe_graph(model, model.node(node).graph())
-            )
-        }
-    }
 }
 
 fn rewrite_graph(
@@ -364,21 +304,6 @@ fn accumulate(total: &mut EmitStats, one: &EmitStats) {
     total.initializers_removed += one.initializers_removed;
     total.bytes_added += one.bytes_added;
     total.bytes_removed += one.bytes_removed;
-}
-
-/// Live graphs, deepest nesting first (then creation order), function bodies included.
-pub fn graphs_innermost_first(model: &Model) -> Vec<GraphId> {
-    let mut found: Vec<(usize, GraphId)> = Vec::new();
-    let mut stack: Vec<(usize, GraphId)> = vec![(0, model.main())];
-    stack.extend(model.functions.iter().map(|f| (0, f.body)));
-    while let Some((depth, graph)) = stack.pop() {
-        found.push((depth, graph));
-        for &node in model.graph(graph).nodes() {
-            stack.extend(model.node(node).subgraphs().map(|g| (depth + 1, g)));
-        }
-    }
-    found.sort_by_key(|(depth, graph)| (std::cmp::Reverse(*depth), *graph));
-    found.into_iter().map(|(_, g)| g).collect()
 }
 
 fn has_anchor(model: &Model, graph: GraphId, rules: &[Arc<dyn Rule>]) -> bool {

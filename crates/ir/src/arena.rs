@@ -922,6 +922,21 @@ impl Model {
             }
         }
     }
+    /// Live graphs, deepest nesting first (then creation order), function bodies included: the
+    /// order in which a rewrite of every graph sees each subgraph finished before its parent.
+    pub fn graphs_innermost_first(&self) -> Vec<GraphId> {
+        let mut found: Vec<(usize, GraphId)> = Vec::new();
+        let mut stack: Vec<(usize, GraphId)> = vec![(0, self.main())];
+        stack.extend(self.functions.iter().map(|f| (0, f.body)));
+        while let Some((depth, graph)) = stack.pop() {
+            found.push((depth, graph));
+            for &node in self.graph(graph).nodes() {
+                stack.extend(self.node(node).subgraphs().map(|g| (depth + 1, g)));
+            }
+        }
+        found.sort_by_key(|(depth, graph)| (std::cmp::Reverse(*depth), *graph));
+        found.into_iter().map(|(_, g)| g).collect()
+    }
 
     /// Values that nodes inside `graph` (or inside its nested subgraphs) read but that are
     /// defined outside it: the graph's outer-scope captures, in first-use order.

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use onnx_rewrite::egraph::extract::NodeCount;
-use onnx_rewrite::egraph::pass::count_nodes;
 use onnx_rewrite::egraph::rule::Rule;
 use onnx_rewrite::egraph::rules::identity::RemoveIdentity;
-use onnx_rewrite::egraph::run::{RewriteOptions, RewriteSummary, RunLimits, rewrite_model};
+use onnx_rewrite::egraph::run::{RewriteOptions, RewriteSummary, rewrite_model};
 use onnx_rewrite::ir::{self, Model};
+use onnx_rewrite::pass::RunLimits;
+use onnx_rewrite::pass::count_nodes;
 use onnx_rewrite::proto::Message;
 use onnx_rewrite_gemm_to_matmul::GemmToMatMul;
 

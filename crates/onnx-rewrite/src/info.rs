@@ -86,7 +86,8 @@ impl ModelInfo {
             initializer_bytes: 0,
             external_bytes: 0,
             ops: BTreeMap::new(),
-            passes: crate::pipeline::registry()
+            passes: crate::registry()
+                .passes()
                 .iter()
                 .filter_map(|p| Some((p.name().to_owned(), p.survey(model)?)))
                 .collect(),

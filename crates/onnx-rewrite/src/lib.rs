@@ -2,17 +2,17 @@
 //!
 //! ```no_run
 //! let mut model = onnx_rewrite::load("model.onnx")?;
-//! let report = onnx_rewrite::Pipeline::parse("none")?.run(&mut model)?;
+//! let report = onnx_rewrite::pipeline("none")?.run(&mut model)?;
 //! onnx_rewrite::save(&model, "out.onnx")?;
 //! println!("{}", onnx_rewrite::info::ModelInfo::of(&mut model).ops.len());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pieces are re-exported: [`egraph`] (the e-graph machinery and the `Pass` trait), [`ir`] (the in-memory model, load and save), [`proto`] (the ONNX
+//! The pieces are re-exported: [`pass`] (the `Pass` trait, its report, the pipeline), [`egraph`] (the e-graph rewriting engine), [`facts`] (what inference knows of each value), [`ir`] (the in-memory model, load and save), [`proto`] (the ONNX
 //! protobuf types) and [`text`] (the ONNX text syntax).
 
 pub mod info;
-pub mod pipeline;
+mod registry;
 pub mod report;
 pub mod session;
 pub mod signature;
@@ -21,15 +21,18 @@ pub mod verify;
 use std::path::Path;
 
 pub use onnx_rewrite_egraph as egraph;
-pub use onnx_rewrite_egraph::pass::{
-    Pass, PassContext, PassError, PassOption, PassOptions, PassReport,
-};
+pub use onnx_rewrite_facts as facts;
 /// The CUDA placement and Memcpy predictor (`onnx-rewrite analyze`).
 pub use onnx_rewrite_hoist_scalars::placement;
 pub use onnx_rewrite_ir as ir;
+pub use onnx_rewrite_pass as pass;
+pub use onnx_rewrite_pass::{
+    Pass, PassContext, PassError, PassOption, PassOptions, PassReport, Pipeline, PipelineError,
+    PipelineReport, Registry,
+};
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;
-pub use pipeline::{Pipeline, PipelineError, PipelineReport};
+pub use registry::{pipeline, registry};
 pub use session::ApplyError;
 
 /// Loads a model file with default options (unknown fields refused).

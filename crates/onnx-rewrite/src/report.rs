@@ -20,8 +20,8 @@ use onnx_rewrite_ir::Model;
 use onnx_rewrite_proto::Message;
 
 use crate::info::ModelInfo;
-use crate::pipeline::PipelineReport;
 use crate::verify::VerifyReport;
+use onnx_rewrite_pass::PipelineReport;
 
 /// Regions drawn per pass; the rest are counted.
 const MAX_REGIONS_PER_PASS: usize = 8;

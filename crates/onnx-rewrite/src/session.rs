@@ -4,13 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use onnx_rewrite_egraph::pass::{PassContext, PassError, PassOption};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::{PassContext, PassError, PassOption};
 
 use crate::info::ModelInfo;
-use crate::pipeline::{Pipeline, PipelineError, PipelineReport, registry};
+use crate::registry;
 use crate::report;
 use crate::verify::{self, VerifyError, VerifyReport};
+use onnx_rewrite_pass::{Pipeline, PipelineError, PipelineReport};
 
 /// Why an apply failed. [`ApplyError::is_refusal`] separates exit status 2 (a pass refused,
 /// `--strict` met a decline, `--verify` found an error) from 1 (bad input or usage).
@@ -61,6 +62,7 @@ pub fn check_strict(report: &PipelineReport) -> Result<(), ApplyError> {
 /// per entry; Python takes them as keyword arguments with `_` for `-`).
 pub fn pass_options() -> Vec<PassOption> {
     registry()
+        .passes()
         .iter()
         .flat_map(|p| p.options().iter().copied())
         .collect()

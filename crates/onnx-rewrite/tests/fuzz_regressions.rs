@@ -9,7 +9,7 @@ use onnx_rewrite::PassContext;
 use onnx_rewrite::ir::LoadOptions;
 use onnx_rewrite::ir::load::load_bytes;
 use onnx_rewrite::ir::save::to_bytes;
-use onnx_rewrite::pipeline::registry;
+use onnx_rewrite::registry;
 
 fn inputs(target: &str) -> Vec<PathBuf> {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,7 @@ fn apply_passes_regressions_no_longer_crash() {
         let Ok(model) = load_bytes(Bytes::from(data), None, &options) else {
             continue;
         };
-        for pass in registry() {
+        for pass in registry().passes() {
             let mut rewritten = model.clone();
             if pass.run(&mut rewritten, &PassContext::default()).is_err() {
                 continue;

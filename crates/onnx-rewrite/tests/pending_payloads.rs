@@ -1,7 +1,7 @@
 //! Weights the fp16 pass leaves pending (computed as the model is saved) are computed before
 //! any later pass of the pipeline reads them: the same model comes out either way.
 
-use onnx_rewrite::{PassContext, Pipeline};
+use onnx_rewrite::PassContext;
 
 const GEMM: &str = r#"<ir_version: 8, opset_import: ["" : 17]>
 g (float[batch, 1024] x) => (float[batch, 2048] y)
@@ -27,7 +27,7 @@ fn model() -> onnx_rewrite::ir::Model {
 
 #[test]
 fn a_pass_after_fp16_reads_the_weights_it_left_pending() {
-    let pipeline = Pipeline::parse("fp16,gemm-to-matmul").expect("known passes");
+    let pipeline = onnx_rewrite::pipeline("fp16,gemm-to-matmul").expect("known passes");
     let mut eager = model();
     pipeline
         .run_with(&mut eager, &PassContext::default(), |_, _| {})

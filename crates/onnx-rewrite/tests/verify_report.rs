@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use onnx_rewrite::report::{GraphSketch, regions};
 use onnx_rewrite::session::{ApplyRequest, apply};
 use onnx_rewrite::verify::{self, Source, Tolerance, VerifyOptions, input_specs, parse_shape};
-use onnx_rewrite::{ApplyError, PassContext, PassOptions, Pipeline};
+use onnx_rewrite::{ApplyError, PassContext, PassOptions};
 
 fn model(text: &str) -> onnx_rewrite::ir::Model {
     let proto = onnx_rewrite::text::parse_model(text).expect("test model parses");
@@ -117,7 +117,7 @@ fn tolerance_follows_the_table() {
 fn apply_verifies_and_finds_the_rewritten_region() {
     let mut m = model(GEMM);
     let original = bytes(&m);
-    let pipeline = Pipeline::parse("gemm-to-matmul").expect("parses");
+    let pipeline = onnx_rewrite::pipeline("gemm-to-matmul").expect("parses");
     let request = ApplyRequest {
         verify: Some(options(&[])),
         regions: true,

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use onnx_rewrite::egraph::RunLimits;
 use onnx_rewrite::info::ModelInfo;
 use onnx_rewrite::ir::{self, ExternalDataPolicy, LoadOptions, Model, SaveOptions};
+use onnx_rewrite::pass::RunLimits;
 use onnx_rewrite::proto::Message;
 use onnx_rewrite::session::{self, ApplyOutcome, ApplyRequest};
 use onnx_rewrite::verify::{self, VerifyOptions};
@@ -87,7 +87,7 @@ struct Prepared {
 }
 
 fn prepare(s: &Settings) -> PyResult<Prepared> {
-    let pipeline = Pipeline::parse(&s.passes).map_err(|e| raise(e.into()))?;
+    let pipeline = onnx_rewrite::pipeline(&s.passes).map_err(|e| raise(e.into()))?;
     if !(s.egraph_time_limit.is_finite() && s.egraph_time_limit > 0.0) {
         return Err(input_error(
             "--egraph-time-limit must be a positive number of seconds",
@@ -329,7 +329,8 @@ fn info_path(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 /// The passes: (name, summary), in the order `all` runs them.
 #[pyfunction]
 fn passes() -> Vec<(&'static str, &'static str)> {
-    onnx_rewrite::pipeline::registry()
+    onnx_rewrite::registry()
+        .passes()
         .iter()
         .map(|p| (p.name(), p.summary()))
         .collect()

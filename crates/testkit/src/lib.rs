@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use half::f16;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassReport};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::{Pass, PassContext, PassReport};
 use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::tensor_shape_proto::dimension::Value as Dim;
 use onnx_rewrite_proto::type_proto::Value as Ty;

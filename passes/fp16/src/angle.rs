@@ -16,7 +16,7 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_egraph::facts::ConstTensor;
+use onnx_rewrite_facts::ConstTensor;
 use onnx_rewrite_ir::{Model, NodeId, ValueDef, ValueId};
 
 use crate::constants;

@@ -12,9 +12,9 @@
 //! a Cast to float of an integer tensor. A fractional bound (`Range(0.5, n, 0.25)`) keeps its
 //! float `Range`.
 
-use onnx_rewrite_egraph::pass::PassError;
 use onnx_rewrite_ir::edit::{Names, Op, attr, first_output, reroute, sweep};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_pass::PassError;
 use onnx_rewrite_proto::TensorProto;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
@@ -72,7 +72,7 @@ pub(crate) fn apply(model: &mut Model) -> Result<Rewritten, PassError> {
     for (node, bounds) in ranges {
         graphs.push(model.node(node).graph());
         done.removed_bounds += rewrite(model, node, bounds, &mut names)
-            .map_err(|e| PassError::Input(format!("computing a Range in integers: {e}")))?;
+            .map_err(|e| PassError::input(format!("computing a Range in integers: {e}")))?;
     }
     // New nodes were appended to their graph: put each graph back in topological order.
     graphs.sort();

@@ -42,12 +42,10 @@ mod types;
 
 use std::time::Instant;
 
-use onnx_rewrite_egraph::pass::{
-    Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
-};
-use onnx_rewrite_egraph::run::{Declined, describe_graph};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_ir::edit::Transaction;
+use onnx_rewrite_pass::describe_graph;
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 pub use convert::Target;
@@ -116,28 +114,22 @@ impl Pass for Fp16Pass {
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
         let options = Options::parse(&cx.options)?;
-        let mut report = PassReport {
-            pass: self.name().to_owned(),
-            nodes_before: count_nodes(model),
-            ..PassReport::default()
-        };
+        let mut report = PassReport::new(self.name(), model, cx);
         if let Some(why) = cannot_cast(model, options.target) {
             report.notes.push(format!("nothing converted: {why}"));
-            report.nodes_after = report.nodes_before;
-            report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
-            return Ok(report);
+            return Ok(report.finish(model, started));
         }
         let integer_ranges = integer_range::apply(model)?;
         let plan = Plan::new(model, &options)?;
         let census = plan.census(model);
         for (node, reason) in &census.kept_nodes {
             if reason.is_decline() {
-                report.declined.push(Declined {
-                    graph: describe_graph(model, model.node(*node).graph()),
-                    node: model.describe_node(*node),
-                    rule: "fp16".into(),
-                    reason: format!("kept float32: {}", reason.detail()),
-                });
+                report.decline(
+                    model,
+                    *node,
+                    "fp16",
+                    format!("kept float32: {}", reason.detail()),
+                );
             }
         }
         let kept_nodes: Vec<serde_json::Value> = census
@@ -157,8 +149,7 @@ impl Pass for Fp16Pass {
             .map(|(v, x)| (model.value(v).name().to_owned(), x))
             .collect();
         let stats = rewrite::apply(model, &plan, cx.pending_payloads)
-            .map_err(|e| PassError::Input(format!("applying the precision plan: {e}")))?;
-        report.nodes_after = count_nodes(model);
+            .map_err(|e| PassError::input(format!("applying the precision plan: {e}")))?;
         let type_name = match options.target {
             Target::Float16 => "float16",
             Target::Bfloat16 => "bfloat16",
@@ -233,8 +224,7 @@ impl Pass for Fp16Pass {
                 .collect::<Vec<_>>()
                 .into(),
         );
-        report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }
 

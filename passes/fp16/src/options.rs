@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use onnx_rewrite_egraph::pass::{PassError, PassOption, PassOptions};
+use onnx_rewrite_pass::{PassError, PassOption, PassOptions};
 
 use crate::convert::Target;
 use crate::kernels::Ep;
@@ -92,7 +92,7 @@ impl Options {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
                 other => {
-                    return Err(PassError::Input(format!(
+                    return Err(PassError::input(format!(
                         "--fp16-keep-io-types: expected true or false, got '{other}'"
                     )));
                 }
@@ -104,7 +104,7 @@ impl Options {
                     options.block_ops.remove(removed);
                 }
                 None if op.is_empty() => {
-                    return Err(PassError::Input("--fp16-block-op: empty op type".into()));
+                    return Err(PassError::input("--fp16-block-op: empty op type"));
                 }
                 None => {
                     options.block_ops.insert(op.clone());
@@ -121,7 +121,7 @@ impl Options {
                 "cuda" => Some(Ep::Cuda),
                 "any" => None,
                 other => {
-                    return Err(PassError::Input(format!(
+                    return Err(PassError::input(format!(
                         "--fp16-target: expected cpu, cuda or any, got '{other}'"
                     )));
                 }
@@ -132,7 +132,7 @@ impl Options {
                 "float16" | "fp16" | "f16" | "half" => Target::Float16,
                 "bfloat16" | "bf16" => Target::Bfloat16,
                 other => {
-                    return Err(PassError::Input(format!(
+                    return Err(PassError::input(format!(
                         "--fp16-type: expected float16 or bfloat16, got '{other}'"
                     )));
                 }

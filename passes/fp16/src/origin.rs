@@ -15,7 +15,7 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use onnx_rewrite_egraph::lower::{self, LowerOptions};
+use onnx_rewrite_facts::GraphFacts;
 
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueDef, ValueId};
 use onnx_rewrite_proto::tensor_proto::DataType;
@@ -284,26 +284,18 @@ impl Origins {
     }
 }
 
-/// Node outputs whose value the e-graph analysis knows at compile time (constants folded,
+/// Node outputs whose value inference knows at compile time (constants folded,
 /// `Shape` of static dims, arithmetic on them): sizes known statically are constants, not
 /// positions.
 fn statically_known(model: &Model, scope: &Scope) -> HashSet<ValueId> {
     let mut known = HashSet::default();
     for &graph in &scope.graphs {
-        let Ok(lowered) = lower::lower(model, graph, &LowerOptions::default()) else {
+        let Ok(facts) = GraphFacts::of(model, graph) else {
             continue;
         };
         for &node in model.graph(graph).nodes() {
             for v in model.node(node).outputs().iter().flatten() {
-                let Some(class) = lowered.classes.get(v) else {
-                    continue;
-                };
-                let class = lowered.egraph.find(*class);
-                if lowered.egraph[class]
-                    .data
-                    .value()
-                    .is_some_and(|f| f.constant.is_some())
-                {
+                if facts.constant(*v).is_some() {
                     known.insert(*v);
                 }
             }

@@ -180,10 +180,7 @@ pub(crate) fn numerics(n: &Node, opset: i64) -> Numerics {
 }
 
 impl Plan {
-    pub fn new(
-        model: &Model,
-        options: &Options,
-    ) -> Result<Self, onnx_rewrite_egraph::pass::PassError> {
+    pub fn new(model: &Model, options: &Options) -> Result<Self, onnx_rewrite_pass::PassError> {
         let scope = Scope::of(model)?;
         let types = Types::infer(model, &scope);
         let origins = Origins::infer(model, &scope, &types);

@@ -28,7 +28,7 @@ pub(crate) struct Stats {
 }
 
 /// `pending`: large converted initializers may be left pending (see
-/// [`onnx_rewrite_egraph::pass::PassContext::pending_payloads`]).
+/// [`onnx_rewrite_pass::PassContext::pending_payloads`]).
 pub(crate) fn apply(
     model: &mut Model,
     plan: &Plan,

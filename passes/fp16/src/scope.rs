@@ -6,8 +6,8 @@
 //! captures) and before anything reads the node's outputs. A forward walk over it therefore
 //! sees every value's producer first; a backward walk sees every reader first.
 
-use onnx_rewrite_egraph::pass::PassError;
 use onnx_rewrite_ir::{GraphId, Model, NodeId};
+use onnx_rewrite_pass::PassError;
 
 /// Nesting deeper than this is refused (a recursive walk must have a bound).
 const MAX_DEPTH: usize = 64;
@@ -31,13 +31,13 @@ impl Scope {
 
     fn visit(&mut self, model: &Model, graph: GraphId, depth: usize) -> Result<(), PassError> {
         if depth > MAX_DEPTH {
-            return Err(PassError::Input(format!(
+            return Err(PassError::input(format!(
                 "subgraphs nested more than {MAX_DEPTH} deep"
             )));
         }
         self.graphs.push(graph);
         let order = model.topological_order(graph).map_err(|node| {
-            PassError::Input(format!("{} is on a cycle", model.describe_node(node)))
+            PassError::input(format!("{} is on a cycle", model.describe_node(node)))
         })?;
         for node in order {
             let subgraphs: Vec<GraphId> = model.node(node).subgraphs().collect();

@@ -2,9 +2,9 @@
 //! snapshot is checked for idempotence (testkit's `apply`) and, where tract runs every op of
 //! the result, by execution against the float32 model at the fp16 row of the tolerance table.
 
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassOptions, PassReport};
 use onnx_rewrite_fp16::Fp16Pass;
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::{Pass, PassContext, PassOptions, PassReport};
 use onnx_rewrite_testkit::{apply, assert_same_outputs, count_ops, model, text};
 
 const FP16_TOL: f64 = 2e-2;

@@ -2,9 +2,9 @@
 //! read back (an integer, a rotary angle), float16 where they only meet data or make a small
 //! angle (a window function's).
 
-use onnx_rewrite_egraph::pass::PassReport;
 use onnx_rewrite_fp16::Fp16Pass;
 use onnx_rewrite_ir::{Model, ValueDef};
+use onnx_rewrite_pass::PassReport;
 use onnx_rewrite_testkit::{apply, assert_same_outputs, assert_same_outputs_on, model, text};
 
 const FP16_TOL: f64 = 2e-2;
@@ -299,7 +299,7 @@ fn an_unnamed_range_stays_unnamed_and_a_range_output_keeps_its_name() {
 
 #[test]
 fn survey_leaves_the_model_as_it_was() {
-    use onnx_rewrite_egraph::pass::Pass;
+    use onnx_rewrite_pass::Pass;
     use onnx_rewrite_testkit::bytes;
     let mut model = model(&format!(
         "<ir_version: 10, opset_import: [\"\" : 17]>\n{}",

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use onnx_rewrite_egraph::extract::NodeCount;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes, count_ops};
 use onnx_rewrite_egraph::rule::Rule;
 use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassReport, count_ops};
 
 pub use rule::GemmToMatMul;
 
@@ -44,7 +44,7 @@ impl Pass for GemmToMatmulPass {
 
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let before = count_nodes(model);
+        let mut report = PassReport::new(self.name(), model, cx);
         let gemms_before = count_ops(model, "Gemm");
         let rules: Vec<Arc<dyn Rule>> = vec![Arc::new(GemmToMatMul)];
         let options = RewriteOptions {
@@ -56,7 +56,7 @@ impl Pass for GemmToMatmulPass {
         };
         let summary = rewrite_model(model, &rules, &options)?;
         let emitted = summary.emitted.clone();
-        let mut report = PassReport::from_run(self.name(), before, model, summary, started);
+        summary.record(&mut report);
         let details = [
             ("gemm_before", gemms_before as u64),
             ("gemm_after", count_ops(model, "Gemm") as u64),
@@ -70,6 +70,6 @@ impl Pass for GemmToMatmulPass {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v))),
         );
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }

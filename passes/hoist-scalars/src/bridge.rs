@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use onnx_rewrite_egraph::facts::{ConstData, ConstTensor, DataType};
+use onnx_rewrite_facts::{ConstData, ConstTensor, DataType};
 use onnx_rewrite_ir::edit::{Names, Op, attr};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueId};
 use onnx_rewrite_proto::AttributeProto;

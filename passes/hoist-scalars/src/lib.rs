@@ -29,13 +29,12 @@ pub mod rules;
 use std::sync::Arc;
 use std::time::Instant;
 
-use onnx_rewrite_egraph::fit;
-use onnx_rewrite_egraph::pass::{
-    Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
-};
-use onnx_rewrite_egraph::run::{Declined, RewriteOptions, describe_graph, rewrite_model};
+use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
+use onnx_rewrite_facts::fit;
 use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{Model, ValueId};
+use onnx_rewrite_pass::describe_graph;
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
 use serde_json::Value;
 
 use crate::placement::{PredictOptions, Prediction, predict};
@@ -86,17 +85,17 @@ impl Pass for HoistScalarsPass {
 
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let nodes_before = count_nodes(model);
+        let mut report = PassReport::new(self.name(), model, cx);
         let options = PredictOptions {
             ort_version: cx.options.value(ORT_VERSION).map(str::to_owned),
         };
         let ort = match &options.ort_version {
             Some(v) => ort::for_version(v)
-                .map_err(|e| PassError::Input(format!("--{ORT_VERSION}: {e}")))?,
+                .map_err(|e| PassError::input(format!("--{ORT_VERSION}: {e}")))?,
             None => ort::pinned(),
         };
         let predict =
-            |model: &Model| predict(model, &options).map_err(|e| PassError::Input(e.to_string()));
+            |model: &Model| predict(model, &options).map_err(|e| PassError::input(e.to_string()));
         let before = predict(model)?;
 
         // 1-3: fold, one source per dim, device forms of missing kernels.
@@ -115,7 +114,7 @@ impl Pass for HoistScalarsPass {
         };
         let summary = rewrite_model(model, &rule_set, &rewrite)?;
         let emitted = summary.emitted.clone();
-        let mut report = PassReport::from_run(self.name(), nodes_before, model, summary, started);
+        summary.record(&mut report);
         let after_rules = predict(model)?;
 
         // 4: bridges, kept only where the predicted count goes down.
@@ -126,18 +125,18 @@ impl Pass for HoistScalarsPass {
             for graph in placement::partitioned_graphs(model) {
                 let label = describe_graph(model, graph);
                 let placed = placement::place(model, graph, ort)
-                    .map_err(|e| PassError::Input(e.to_string()))?;
+                    .map_err(|e| PassError::input(e.to_string()))?;
                 let before_count = placed.crossings.len();
                 if before_count == 0 {
                     continue;
                 }
                 let mut trial = Transaction::begin(model);
                 let outcome = bridge::bridge_graph(&mut trial, graph, &placed, &mut names)
-                    .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
+                    .map_err(|e| PassError::input(format!("{label}: {e}")))?;
                 edit::sweep(&mut trial, &outcome.unread)
-                    .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
+                    .map_err(|e| PassError::input(format!("{label}: {e}")))?;
                 let after_count = placement::place(&trial, graph, ort)
-                    .map_err(|e| PassError::Input(e.to_string()))?
+                    .map_err(|e| PassError::input(e.to_string()))?
                     .crossings
                     .len();
                 let kept = !outcome.bridged.is_empty() && after_count < before_count;
@@ -146,7 +145,7 @@ impl Pass for HoistScalarsPass {
                 } else {
                     trial.rollback()
                 }
-                .map_err(|e| PassError::Input(format!("{label}: {e}")))?;
+                .map_err(|e| PassError::input(format!("{label}: {e}")))?;
                 if kept {
                     bridged.extend(outcome.bridged.iter().map(|t| format!("{label}: '{t}'")));
                 } else if !outcome.bridged.is_empty() {
@@ -157,12 +156,12 @@ impl Pass for HoistScalarsPass {
                 }
                 for crossing in outcome.left {
                     match (crossing.producer, crossing.why) {
-                        (Some(node), bridge::Why::CannotBridge) => report.declined.push(Declined {
-                            graph: label.clone(),
-                            node: model.describe_node(node),
-                            rule: "bridge".to_owned(),
-                            reason: crossing.reason,
-                        }),
+                        (Some(node), bridge::Why::CannotBridge) => report.decline_at(
+                            label.clone(),
+                            model.describe_node(node),
+                            "bridge",
+                            crossing.reason,
+                        ),
                         _ => left.push(format!("{label}: {}", crossing.reason)),
                     }
                 }
@@ -182,11 +181,9 @@ impl Pass for HoistScalarsPass {
         // A condition folded to a constant lets onnxruntime inline its `If`, which exposes the
         // branch's values to the readers: those that need a scalar get one.
         let fitted = fit::readers_of_decided_ifs(model)
-            .map_err(|e| PassError::Input(format!("fitting the readers of decided Ifs: {e}")))?;
-        fit::record(model, fitted, self.name(), &mut report);
+            .map_err(|e| PassError::input(format!("fitting the readers of decided Ifs: {e}")))?;
+        report.record_fit(model, fitted, self.name());
         let after = predict(model)?;
-        report.nodes_after = count_nodes(model);
-        report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
         report
             .notes
             .extend(left.iter().map(|l| format!("crossing left: {l}")));
@@ -214,7 +211,7 @@ impl Pass for HoistScalarsPass {
         report
             .details
             .extend(details.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }
 
@@ -223,7 +220,7 @@ impl Pass for HoistScalarsPass {
 /// device, of an input also read on the host would add a copy of that input), then the others.
 fn dim_sources(model: &Model, ort: &ort::Ort) -> Result<Vec<ValueId>, PassError> {
     let on_host =
-        placement::inputs_read_on_host(model, ort).map_err(|e| PassError::Input(e.to_string()))?;
+        placement::inputs_read_on_host(model, ort).map_err(|e| PassError::input(e.to_string()))?;
     let inputs = model.graph(model.main()).inputs().iter().map(|io| io.value);
     let (mut sources, host): (Vec<ValueId>, Vec<ValueId>) =
         inputs.partition(|v| !on_host.contains(v));

@@ -15,10 +15,10 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use onnx_rewrite_egraph::facts::{DataType, Dim, normalize_axes, normalize_axis};
+use onnx_rewrite_facts::{DataType, Dim, normalize_axes, normalize_axis};
 use onnx_rewrite_ir::{Model, ValueId};
 
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// Every element `x` it describes satisfies `lo <= x < hi`.
 #[derive(Clone, Copy, Debug)]

@@ -16,7 +16,7 @@ use crate::copy::{ValueMap, copy_body};
 use crate::splice::{
     Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
 };
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// The value of `node`'s condition, if the facts hold it as a single-element constant.
 pub(crate) fn known_condition(model: &Model, facts: &GraphFacts, node: NodeId) -> Option<bool> {

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use onnx_rewrite_egraph::facts::{Dim, Shape, SymId};
+use onnx_rewrite_facts::{Dim, Shape, SymId};
 use onnx_rewrite_ir::{Model, NodeId};
 use onnx_rewrite_ops::Form;
 
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// A count as a sum of `coefficient · product of symbols`; `unknown` when some shape was not.
 #[derive(Debug, Default, Clone)]

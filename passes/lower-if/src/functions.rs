@@ -23,10 +23,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use onnx_rewrite_egraph::pass::PassError;
-use onnx_rewrite_egraph::run::{Declined, describe_graph};
 use onnx_rewrite_ir::proto::OperatorSetIdProto;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
+use onnx_rewrite_pass::PassError;
+use onnx_rewrite_pass::{Declined, describe_graph};
 
 use onnx_rewrite_ir::edit::Names;
 
@@ -110,7 +110,7 @@ pub(crate) fn inline_functions(
         ..
     } = cx;
     for graph in touched {
-        sort(model, graph).map_err(|e| PassError::Input(e.to_string()))?;
+        sort(model, graph).map_err(|e| PassError::input(e.to_string()))?;
     }
     let called_after = called(model, &table);
     let mut gone: Vec<usize> = called_before.difference(&called_after).copied().collect();
@@ -119,7 +119,7 @@ pub(crate) fn inline_functions(
     for index in gone {
         let f = model
             .remove_function(index)
-            .map_err(|e| PassError::Input(e.to_string()))?;
+            .map_err(|e| PassError::input(e.to_string()))?;
         domains.insert(normalize(f.proto.domain()).to_owned());
         outcome.functions_removed.push(describe_function(&f.proto));
     }
@@ -180,14 +180,14 @@ fn inline_all(
                 .chain(std::iter::once(&function))
                 .map(|i| model.functions[*i].proto.name())
                 .collect();
-            return Err(PassError::Input(format!(
+            return Err(PassError::input(format!(
                 "function '{}' calls itself ({}); ONNX functions cannot be recursive",
                 model.functions[function].proto.name(),
                 path.join(" → ")
             )));
         }
         if chain.len() >= MAX_CALL_DEPTH {
-            return Err(PassError::Input(format!(
+            return Err(PassError::input(format!(
                 "function calls are nested more than {MAX_CALL_DEPTH} deep at {}",
                 model.describe_node(call)
             )));

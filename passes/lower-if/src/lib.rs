@@ -34,11 +34,10 @@ mod totality;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use onnx_rewrite_egraph::fit;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport, count_nodes, count_ops};
-use onnx_rewrite_egraph::run::{Declined, describe_graph, graphs_innermost_first};
+use onnx_rewrite_facts::fit;
 use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassReport, count_ops, describe_graph};
 use serde_json::{Value as Json, json};
 
 pub use functions::MAX_CALL_DEPTH;
@@ -46,7 +45,7 @@ pub use functions::MAX_CALL_DEPTH;
 use crate::functions::InlineOutcome;
 
 use crate::select::{SelectCost, is_if};
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// Rounds of constant inlining and select lowering over the whole model; each round that
 /// changes something removes at least one `If`, so real models converge in a few.
@@ -69,19 +68,12 @@ impl Pass for InlineFunctionsPass {
         (calls > 0).then(|| format!("{calls} call(s) of model-local functions to inline"))
     }
 
-    fn run(&self, model: &mut Model, _cx: &PassContext) -> Result<PassReport, PassError> {
+    fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let before = count_nodes(model);
+        let mut report = PassReport::new(self.name(), model, cx);
         let outcome = functions::inline_functions(model, &mut Names::of(model))?;
-        let mut report = PassReport {
-            pass: self.name().to_owned(),
-            nodes_before: before,
-            ..PassReport::default()
-        };
         record_inlining(&mut report, outcome);
-        report.nodes_after = count_nodes(model);
-        report.time_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }
 
@@ -102,27 +94,22 @@ impl Pass for LowerIfPass {
         (ifs > 0).then(|| format!("{ifs} If node(s) to inline or lower"))
     }
 
-    fn run(&self, model: &mut Model, _cx: &PassContext) -> Result<PassReport, PassError> {
+    fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let before = count_nodes(model);
         let ifs_before = count_ops(model, "If");
         let mut names = Names::of(model);
-        let mut report = PassReport {
-            pass: self.name().to_owned(),
-            nodes_before: before,
-            ..PassReport::default()
-        };
+        let mut report = PassReport::new(self.name(), model, cx);
         let inlined = functions::inline_functions(model, &mut names)?;
         record_inlining(&mut report, inlined);
 
         let lowering = lower_ifs(model, &mut names)?;
         let exposed = fit::exposed_at(model, lowering.rank_readers.iter().copied());
         let fitted = fit::readers(model, &exposed)
-            .map_err(|e| PassError::Input(format!("fitting the readers of inlined values: {e}")))?;
+            .map_err(|e| PassError::input(format!("fitting the readers of inlined values: {e}")))?;
         let fitted_count = fitted.fitted.len();
-        fit::record(model, fitted, self.name(), &mut report);
+        report.record_fit(model, fitted, self.name());
         let mut left = 0;
-        for graph in graphs_innermost_first(model) {
+        for graph in model.graphs_innermost_first() {
             for &node in model.graph(graph).nodes() {
                 if !is_if(model, node) {
                     continue;
@@ -131,12 +118,7 @@ impl Pass for LowerIfPass {
                 let reason = lowering.declines.get(&node).cloned().unwrap_or_else(|| {
                     format!("still undecided after {MAX_ROUNDS} rounds of lowering")
                 });
-                report.declined.push(Declined {
-                    graph: describe_graph(model, graph),
-                    node: model.describe_node(node),
-                    rule: "lower-if".into(),
-                    reason,
-                });
+                report.decline(model, node, "lower-if", reason);
             }
         }
         let costs: Vec<Json> = lowering.lowered.iter().map(cost_json).collect();
@@ -158,9 +140,7 @@ impl Pass for LowerIfPass {
                     .into(),
             );
         }
-        report.nodes_after = count_nodes(model);
-        report.time_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }
 
@@ -184,7 +164,9 @@ fn record_inlining(report: &mut PassReport, outcome: InlineOutcome) {
             outcome.opsets_removed.join(", ")
         ));
     }
-    report.declined.extend(outcome.declined);
+    for d in outcome.declined {
+        report.decline_at(d.graph, d.node, &d.rule, d.reason);
+    }
 }
 
 fn cost_json(c: &SelectCost) -> Json {
@@ -224,7 +206,7 @@ fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError
             }
             let scalar = scalar_shapes.entry(graph).or_default();
             let outcome = select::lower_graph(model, graph, names, scalar)
-                .map_err(|e| PassError::Input(format!("{}: {e}", describe_graph(model, graph))))?;
+                .map_err(|e| PassError::input(format!("{}: {e}", describe_graph(model, graph))))?;
             for (node, reason) in outcome.declined {
                 out.declines.insert(node, reason);
             }
@@ -240,7 +222,8 @@ fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError
 
 /// Live graphs holding an `If`, innermost first.
 fn graphs_with_ifs(model: &Model) -> Vec<GraphId> {
-    graphs_innermost_first(model)
+    model
+        .graphs_innermost_first()
         .into_iter()
         .filter(|g| model.graph(*g).nodes().iter().any(|n| is_if(model, *n)))
         .collect()

@@ -18,7 +18,7 @@
 //! that passed is then lowered in a transaction of its own (its branches copied again); one
 //! that failed a check stays as it was, with the reason.
 
-use onnx_rewrite_egraph::facts::{DataType, Shape, dtype_name};
+use onnx_rewrite_facts::{DataType, Shape, dtype_name};
 use onnx_rewrite_ir::edit::{self, Names, Op, Transaction};
 use onnx_rewrite_ir::proto::{TensorProto, tensor_proto};
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
@@ -31,7 +31,7 @@ use crate::splice::{
     Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
 };
 use crate::totality::Totality;
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// What lowering one `If` to the select form costs, for the report.
 #[derive(Debug, Clone)]
@@ -310,7 +310,7 @@ fn judge(model: &Model, facts: &mut GraphFacts, c: &Candidate) -> Result<Plan, S
         reshape_cond,
         cost: SelectCost {
             if_name: n.name().to_owned(),
-            graph: onnx_rewrite_egraph::run::describe_graph(model, n.graph()),
+            graph: onnx_rewrite_pass::describe_graph(model, n.graph()),
             then_flops: then_flops.show(facts),
             else_flops: else_flops.show(facts),
             where_elements: where_elements.show(facts),

@@ -13,13 +13,13 @@
 //! Index ops need their indices bounded ([`crate::bounds`]); an integer `Div`/`Mod` needs a
 //! divisor with no zero.
 
-use onnx_rewrite_egraph::facts::{DataType, Dim, Monomial, Shape, normalize_axes, normalize_axis};
+use onnx_rewrite_facts::{DataType, Dim, Monomial, Shape, normalize_axes, normalize_axis};
 use onnx_rewrite_ir::{Model, Node, NodeId, ValueId};
 use onnx_rewrite_ops::{Failure, Form};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::bounds::{BoundsAnalysis, Interval, within};
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 // What the op table knows decides the shape of proof: ops that cannot fail whatever their input
 // holds (`onnx_rewrite_ops::is_total`), elementwise ops whose only failure is a broadcast

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{assert_same, snapshot};
-use onnx_rewrite_egraph::pass::{Pass, PassContext};
 use onnx_rewrite_ir::GraphOwner;
 use onnx_rewrite_lower_if::{InlineFunctionsPass, LowerIfPass};
+use onnx_rewrite_pass::{Pass, PassContext};
 use onnx_rewrite_testkit::{apply, count_ops, model};
 
 fn inline(pass: &dyn Pass, text: &str, reference: &str) -> String {

@@ -14,7 +14,7 @@
 //! quantizers such as MatMulNBits take); with stacking, one batched `MatMul` per projection
 //! over `[E, in, out]` stacks instead, combined with a `ReduceSum` over the expert axis.
 
-use onnx_rewrite_egraph::facts::DataType;
+use onnx_rewrite_facts::DataType;
 use onnx_rewrite_ir::edit::{Names, Op, attr};
 use onnx_rewrite_ir::{GraphId, Model, ValueId};
 use onnx_rewrite_proto::{AttributeProto, TensorProto};

@@ -9,7 +9,7 @@
 //! that broadcast over rows, slices of the feature axis); the result is a [`Program`] that
 //! can be run on all tokens at once. Anything else is a reason, not a guess.
 
-use onnx_rewrite_egraph::facts::DataType;
+use onnx_rewrite_facts::DataType;
 use onnx_rewrite_ir::{Model, ValueId};
 use onnx_rewrite_proto::AttributeProto;
 use rustc_hash::FxHashMap as HashMap;

@@ -1,11 +1,11 @@
 //! Reading one graph: producers, attributes, constants and ancestry, for the detectors; which
 //! graphs the pass looks at, and which values a graph can read.
 
-use onnx_rewrite_egraph::facts::Attrs;
+use onnx_rewrite_facts::Attrs;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
 use rustc_hash::FxHashSet as HashSet;
 
-use onnx_rewrite_egraph::GraphFacts;
+use onnx_rewrite_facts::GraphFacts;
 
 /// Graphs the pass looks at: the main graph and node subgraphs (function bodies hold no
 /// initializers to put expert weights in; `inline-functions` opens them first).
@@ -100,7 +100,7 @@ impl<'m> Scope<'m> {
         match n.op_type() {
             "ConstantOfShape" => match Attrs(&attribute_protos(n)).tensor("value") {
                 Ok(None) => true,
-                Ok(Some(t)) => onnx_rewrite_egraph::facts::ConstTensor::from_proto(t, 1)
+                Ok(Some(t)) => onnx_rewrite_facts::ConstTensor::from_proto(t, 1)
                     .is_some_and(|c| c.data.to_f64s().iter().all(|x| *x == 0.0)),
                 Err(_) => false,
             },

@@ -26,12 +26,10 @@ mod tensor;
 
 use std::time::Instant;
 
-use onnx_rewrite_egraph::pass::{
-    Pass, PassContext, PassError, PassOption, PassReport, count_nodes,
-};
-use onnx_rewrite_egraph::run::{Declined, describe_graph};
 use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{GraphId, Model, NodeId};
+use onnx_rewrite_pass::describe_graph;
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::json;
 
@@ -103,7 +101,7 @@ impl From<MoeError> for PassError {
     fn from(e: MoeError) -> Self {
         match e {
             MoeError::BakedTrace { .. } | MoeError::BakedOverBudget { .. } => refused(&[e]),
-            MoeError::BadRatio(_) | MoeError::Cycle { .. } => PassError::Input(e.to_string()),
+            MoeError::BadRatio(_) | MoeError::Cycle { .. } => PassError::input(e.to_string()),
         }
     }
 }
@@ -298,7 +296,7 @@ impl Pass for MoeDensePass {
 
     fn run(&self, model: &mut Model, cx: &PassContext) -> Result<PassReport, PassError> {
         let started = Instant::now();
-        let before = count_nodes(model);
+        let mut report = PassReport::new(self.name(), model, cx);
         let max_ratio = match cx.options.value(MAX_RATIO_FLAG) {
             None => DEFAULT_MAX_RATIO,
             Some(v) => v
@@ -309,11 +307,6 @@ impl Pass for MoeDensePass {
         };
         let want_stack = cx.options.is_set(STACK_FLAG);
         let mut found = find(model)?;
-        let mut report = PassReport {
-            pass: self.name().to_owned(),
-            nodes_before: before,
-            ..PassReport::default()
-        };
 
         // Decide everything before editing, so that a refusal writes (and changes) nothing.
         let mut refusals = Vec::new();
@@ -395,12 +388,12 @@ impl Pass for MoeDensePass {
         for (fi, f) in found.iter().enumerate() {
             let graph_label = describe_graph(model, f.graph);
             for r in &f.rejected {
-                report.declined.push(Declined {
-                    graph: graph_label.clone(),
-                    node: model.describe_node(r.node),
-                    rule: "moe-dense".into(),
-                    reason: r.reason.clone(),
-                });
+                report.decline_at(
+                    graph_label.clone(),
+                    model.describe_node(r.node),
+                    "moe-dense",
+                    r.reason.clone(),
+                );
             }
             if f.per_expert_ifs > 0 {
                 report.notes.push(format!(
@@ -412,12 +405,7 @@ impl Pass for MoeDensePass {
                 let name = layer.name(model);
                 let stack = match &decisions[fi][li] {
                     Decision::Decline(why) => {
-                        report.declined.push(Declined {
-                            graph: graph_label.clone(),
-                            node: name,
-                            rule: "moe-dense".into(),
-                            reason: why.clone(),
-                        });
+                        report.decline_at(graph_label.clone(), name, "moe-dense", why.clone());
                         continue;
                     }
                     Decision::Rewrite { stack } => *stack,
@@ -461,12 +449,7 @@ impl Pass for MoeDensePass {
                             "flops_ratio": layer.experts as f64 / layer.top_k as f64,
                         }));
                     }
-                    Err(why) => report.declined.push(Declined {
-                        graph: graph_label.clone(),
-                        node: name,
-                        rule: "moe-dense".into(),
-                        reason: why,
-                    }),
+                    Err(why) => report.decline_at(graph_label.clone(), name, "moe-dense", why),
                 }
             }
         }
@@ -477,9 +460,7 @@ impl Pass for MoeDensePass {
         report
             .details
             .insert("extra_flops_per_token".into(), json!(extra_flops));
-        report.nodes_after = count_nodes(model);
-        report.time_ms = started.elapsed().as_secs_f64() * 1000.0;
-        Ok(report)
+        Ok(report.finish(model, started))
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use onnx_rewrite_egraph::facts::{ConstData, ConstTensor, DataType};
+use onnx_rewrite_facts::{ConstData, ConstTensor, DataType};
 use onnx_rewrite_ir::{Model, ValueDef, ValueId};
 use onnx_rewrite_proto::TensorProto;
 

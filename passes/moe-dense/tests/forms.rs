@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_lower_if::LowerIfPass;
+use onnx_rewrite_pass::{Pass, PassContext, PassError};
 use onnx_rewrite_testkit::{assert_same_outputs, bytes, count_ops, text};
 
 /// Ops that must not survive the rewrite.

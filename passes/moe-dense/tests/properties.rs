@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use onnx_rewrite_egraph::pass::PassError;
+use onnx_rewrite_pass::PassError;
 use onnx_rewrite_testkit::{bytes, count_ops};
 use proptest::prelude::*;
 

@@ -15,8 +15,8 @@ mod tract_compat;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use onnx_rewrite_egraph::pass::PassOptions;
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::PassOptions;
 use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::tensor_shape_proto::dimension::Value as Dim;
 use onnx_rewrite_proto::type_proto::Value as Ty;

@@ -6,9 +6,9 @@
 //! Add) by the gemm-to-matmul pass, which computes the same thing, so an fp16 model with linear
 //! layers as Gemm can still be verified. The report says when this was done.
 
-use onnx_rewrite_egraph::pass::{Pass, PassContext};
 use onnx_rewrite_gemm_to_matmul::GemmToMatmulPass;
 use onnx_rewrite_ir::{Model, ValueId};
+use onnx_rewrite_pass::{Pass, PassContext};
 use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::type_proto::Value as Ty;
 

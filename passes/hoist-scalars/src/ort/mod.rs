@@ -158,7 +158,7 @@ impl Ort {
 
 /// ORT's name of an ONNX element type (`float`, `int64`, `float8e4m3fn`...).
 pub fn type_name(dtype: onnx_rewrite_proto::tensor_proto::DataType) -> String {
-    onnx_rewrite_egraph::facts::dtype_name(dtype)
+    onnx_rewrite_facts::dtype_name(dtype)
 }
 
 /// Normalizes `ai.onnx` to `""`, as the tables do.

@@ -35,8 +35,8 @@ pub(crate) enum CpuReason {
 const SMALL_INITIALIZER: i64 = 100;
 
 /// Element types that keep a node on the device (`GetCpuPreferredNodes`, rule A).
-fn low_precision(dtype: Option<onnx_rewrite_egraph::facts::DataType>) -> bool {
-    use onnx_rewrite_egraph::facts::DataType as D;
+fn low_precision(dtype: Option<onnx_rewrite_facts::DataType>) -> bool {
+    use onnx_rewrite_facts::DataType as D;
     matches!(
         dtype,
         Some(

@@ -189,7 +189,7 @@ pub(crate) fn place(
     ort: &Ort,
 ) -> Result<GraphPlacement, PredictError> {
     let sim = Sim::new(model, graph, ort).map_err(|node| PredictError::Cycle {
-        graph: onnx_rewrite_egraph::run::describe_graph(model, graph),
+        graph: onnx_rewrite_pass::describe_graph(model, graph),
         node: model.describe_node(node),
     })?;
     let partition = capability::partition(&sim, ort);

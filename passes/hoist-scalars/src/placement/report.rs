@@ -108,7 +108,7 @@ pub(super) fn describe(model: &Model, graph: GraphId, placed: &GraphPlacement) -
         })
         .collect();
     GraphPrediction {
-        graph: onnx_rewrite_egraph::run::describe_graph(model, graph),
+        graph: onnx_rewrite_pass::describe_graph(model, graph),
         nodes: model.graph(graph).nodes().len(),
         level1: sim.stats,
         nodes_after_level1: sim.nodes.iter().filter(|n| n.alive).count(),

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use onnx_rewrite_egraph::facts::{ConstTensor, DataType};
 use onnx_rewrite_egraph::lower::{LowerOptions, lower};
+use onnx_rewrite_facts::{ConstTensor, DataType};
 use onnx_rewrite_ir::edit::attr;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
 use onnx_rewrite_proto::{AttributeProto, Message};

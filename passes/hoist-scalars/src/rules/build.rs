@@ -2,19 +2,16 @@
 //! the model's opset allows (attributes come from `onnx_rewrite_ir::edit::attr`).
 
 use onnx_rewrite_egraph::Id;
-use onnx_rewrite_egraph::facts::ConstTensor;
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::RuleCx;
+use onnx_rewrite_facts::ConstTensor;
 use onnx_rewrite_ir::edit::attr;
 
 /// An int64 initializer of shape `dims`.
 pub fn i64_const(cx: &mut RuleCx<'_>, dims: &[i64], values: Vec<i64>, hint: &str) -> Id {
-    let tensor = ConstTensor::new(
-        dims.to_vec(),
-        onnx_rewrite_egraph::facts::ConstData::I64(values),
-    )
-    .expect("dims and values agree")
-    .to_proto();
+    let tensor = ConstTensor::new(dims.to_vec(), onnx_rewrite_facts::ConstData::I64(values))
+        .expect("dims and values agree")
+        .to_proto();
     cx.add_const(tensor, hint)
 }
 

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use onnx_rewrite_egraph::Id;
 use onnx_rewrite_egraph::Onnx;
-use onnx_rewrite_egraph::facts::{DataType, Dim};
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_facts::{DataType, Dim};
 use onnx_rewrite_ir::ValueId;
 use onnx_rewrite_ir::edit::attr;
 

@@ -8,9 +8,9 @@
 
 use onnx_rewrite_egraph::Id;
 use onnx_rewrite_egraph::Onnx;
-use onnx_rewrite_egraph::facts::DataType;
 use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_facts::DataType;
 
 use crate::ort::{Ep, Ort};
 

@@ -18,8 +18,8 @@ use onnx_rewrite_egraph::Id;
 use onnx_rewrite_egraph::Onnx;
 use onnx_rewrite_egraph::analysis::OnnxEGraph;
 use onnx_rewrite_egraph::extract::CostModel;
-use onnx_rewrite_egraph::facts::DataType;
 use onnx_rewrite_egraph::rule::Rule;
+use onnx_rewrite_facts::DataType;
 
 use crate::ort::{Ep, Ort};
 

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use onnx_rewrite_egraph::pass::{Pass, PassReport};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_pass::{Pass, PassReport};
 use onnx_rewrite_testkit::{apply, bytes, execute, inputs, text};
 
 /// The rewritten model in ONNX text syntax, then what the report says (counts and declines),

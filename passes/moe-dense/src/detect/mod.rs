@@ -28,7 +28,7 @@ pub(crate) mod routing;
 pub(crate) mod scatter;
 pub(crate) mod shared;
 
-use onnx_rewrite_egraph::facts::DataType;
+use onnx_rewrite_facts::DataType;
 use onnx_rewrite_ir::{Model, NodeId, ValueId};
 
 use crate::expert::Program;

@@ -1,6 +1,6 @@
 //! The router: the `TopK` that picks each token's experts, and the weights it gives them.
 
-use onnx_rewrite_egraph::facts::DataType;
+use onnx_rewrite_facts::DataType;
 use onnx_rewrite_ir::{NodeId, ValueId};
 use rustc_hash::FxHashMap as HashMap;
 

@@ -5,9 +5,9 @@
 
 #![allow(dead_code)]
 
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_moe_dense::MoeDensePass;
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassReport};
 use onnx_rewrite_testkit::{assert_same_outputs_on, bytes, model};
 
 /// The sizes of one layer.

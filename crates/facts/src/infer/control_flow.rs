@@ -5,9 +5,9 @@
 use onnx_rewrite_proto::{GraphProto, ValueInfoProto};
 
 use super::Ctx;
-use crate::facts::shape::Shape;
-use crate::facts::symbols::{Dim, Symbols};
-use crate::facts::value::ValueFacts;
+use crate::shape::Shape;
+use crate::symbols::{Dim, Symbols};
+use crate::value::ValueFacts;
 
 /// The facts a subgraph output declares. Its `dim_param`s name dims of the subgraph's own
 /// scope, so they become fresh symbols rather than the model's symbols of the same name.

@@ -6,7 +6,7 @@ use onnx_rewrite_proto::{AttributeProto, TensorProto};
 use std::cell::{Cell, RefCell};
 
 use super::*;
-use crate::facts::constant::ConstData;
+use crate::constant::ConstData;
 
 fn attr_i(name: &str, v: i64) -> AttributeProto {
     AttributeProto {

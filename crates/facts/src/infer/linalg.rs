@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::shape::{self, Shape, broadcast_dim};
-use crate::facts::symbols::Dim;
+use crate::shape::{self, Shape, broadcast_dim};
+use crate::symbols::Dim;
 
 /// numpy `matmul` shapes: 1-D operands are promoted (and the added axis removed), batch dims
 /// broadcast.

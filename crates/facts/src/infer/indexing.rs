@@ -4,10 +4,10 @@
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::constant::ConstData;
-use crate::facts::index::{self, SliceAxis};
-use crate::facts::shape::{Shape, normalize_axes, normalize_axis};
-use crate::facts::symbols::Dim;
+use crate::constant::ConstData;
+use crate::index::{self, SliceAxis};
+use crate::shape::{Shape, normalize_axes, normalize_axis};
+use crate::symbols::Dim;
 
 /// `Gather(data, indices, axis)`: `data[:axis] + indices + data[axis+1:]`.
 pub(super) fn gather(cx: &mut Ctx<'_, '_>) {

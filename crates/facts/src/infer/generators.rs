@@ -4,11 +4,11 @@
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::constant::{ConstData, ConstTensor, element_count};
-use crate::facts::fold;
-use crate::facts::shape::Shape;
-use crate::facts::symbols::Dim;
-use crate::facts::value::ValueFacts;
+use crate::constant::{ConstData, ConstTensor, element_count};
+use crate::fold;
+use crate::shape::Shape;
+use crate::symbols::Dim;
+use crate::value::ValueFacts;
 
 /// A dtype attribute (`to`, `dtype`, `output_datatype`), or `default` when absent.
 fn dtype_attr(cx: &Ctx<'_, '_>, name: &str, default: Option<DataType>) -> Option<DataType> {

@@ -8,11 +8,11 @@
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::constant::{ConstData, ConstTensor};
-use crate::facts::index;
-use crate::facts::shape::{self, Monomial, Shape, normalize_axes, normalize_axis};
-use crate::facts::symbols::Dim;
-use crate::facts::value::DimValues;
+use crate::constant::{ConstData, ConstTensor};
+use crate::index;
+use crate::shape::{self, Monomial, Shape, normalize_axes, normalize_axis};
+use crate::symbols::Dim;
+use crate::value::DimValues;
 
 /// `Shape(x)`: int64 `[rank]` (or `[end - start]`, opset 15), whose elements are x's dims.
 pub(super) fn shape(cx: &mut Ctx<'_, '_>) {

@@ -1,4 +1,4 @@
-//! The analysis's side of [`onnx_rewrite_ir::edit::fit`]: what is known of the shapes of the
+//! Inference's side of [`onnx_rewrite_ir::edit::fit`]: what is known of the shapes of the
 //! values a rewrite exposed, and the fit itself.
 //!
 //! An `If` is opaque to the analysis, so its outputs have no shape in the graph that holds it;
@@ -10,9 +10,7 @@ use onnx_rewrite_ir::edit::fit::{self, FitOutcome, KnownShape};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, Node, NodeId, Use, ValueId};
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::lower::{self, LowerOptions, Lowered};
-use crate::pass::PassReport;
-use crate::run::{Declined, describe_graph};
+use crate::GraphFacts;
 
 /// Fits every reader of `exposed` that demands a rank (a scalar, a 1-D shape or axes); shapes
 /// from the analysis, taken before any edit. Nothing is lowered or named unless such a reader
@@ -76,39 +74,6 @@ pub fn exposed_at(
     exposed
 }
 
-/// Puts a fit's outcome in `report`: each fitted reader as a note, each unfit one as a decline.
-pub fn record(model: &Model, outcome: FitOutcome, rule: &str, report: &mut PassReport) {
-    if !outcome.fitted.is_empty() {
-        let readers: Vec<String> = outcome
-            .fitted
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} input {} ('{}', reshaped to {}-D)",
-                    model.describe_node(f.node),
-                    f.input,
-                    f.value,
-                    f.rank
-                )
-            })
-            .collect();
-        report.notes.push(format!(
-            "{} reader(s) that need a scalar or a 1-D tensor read a value of another rank the rewrite exposed: {}",
-            readers.len(),
-            readers.join(", ")
-        ));
-    }
-    for unfit in outcome.unfit {
-        let graph = model.node(unfit.node).graph();
-        report.declined.push(Declined {
-            graph: describe_graph(model, graph),
-            node: model.describe_node(unfit.node),
-            rule: rule.to_owned(),
-            reason: unfit.reason,
-        });
-    }
-}
-
 fn fit_with(
     model: &mut Model,
     exposed: &[ValueId],
@@ -133,25 +98,23 @@ fn fit_with(
     })
 }
 
-/// Each graph lowered at most once, on first need.
+/// Each graph inferred at most once, on first need.
 #[derive(Default)]
 struct Analyses {
-    lowered: HashMap<GraphId, Option<Lowered>>,
+    graphs: HashMap<GraphId, Option<GraphFacts>>,
 }
 
 impl Analyses {
-    fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut Lowered> {
-        self.lowered
+    fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut GraphFacts> {
+        self.graphs
             .entry(graph)
-            .or_insert_with(|| lower::lower(model, graph, &LowerOptions::default()).ok())
+            .or_insert_with(|| GraphFacts::of(model, graph).ok())
             .as_mut()
     }
 
-    /// The value of an `If` condition of `graph`, when the analysis holds it as a constant.
+    /// The value of an `If` condition of `graph`, when inference holds it as a constant.
     fn condition(&mut self, model: &Model, graph: GraphId, cond: ValueId) -> Option<bool> {
-        let l = self.of(model, graph)?;
-        let class = l.egraph.find(*l.classes.get(&cond)?);
-        let constant = l.egraph[class].data.value()?.constant.clone()?;
+        let constant = self.of(model, graph)?.constant(cond)?;
         Some(constant.scalar_as_i64()? != 0)
     }
 
@@ -178,10 +141,9 @@ impl Analyses {
     }
 
     fn class_shape(&mut self, model: &Model, graph: GraphId, value: ValueId) -> KnownShape {
-        let l = self.of(model, graph)?;
-        let class = l.egraph.find(*l.classes.get(&value)?);
-        let shape = l.egraph[class].data.value()?.shape.clone()?;
-        let syms = &mut l.egraph.analysis.symbols;
+        let facts = self.of(model, graph)?;
+        let shape = facts.get(value)?.shape.clone()?;
+        let syms = facts.syms();
         Some(shape.dims().iter().map(|&d| syms.value_of(d)).collect())
     }
 }

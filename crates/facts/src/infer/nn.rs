@@ -4,8 +4,8 @@
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::shape::{self, Shape};
-use crate::facts::symbols::Dim;
+use crate::shape::{self, Shape};
+use crate::symbols::Dim;
 
 /// The spatial output sizes of a convolution or pooling window over `x`'s spatial dims, as
 /// onnx computes them: explicit `pads`, or `auto_pad` pads, then

@@ -1,15 +1,11 @@
-//! The passes the library offers, by CLI name, and a pipeline of them.
+//! A pipeline: passes parsed by name from a [`Registry`], run in order with the IR's
+//! invariants checked after each.
 
 use std::sync::Arc;
 
-use onnx_rewrite_egraph::pass::{Pass, PassContext, PassError, PassReport};
-use onnx_rewrite_egraph::roundtrip::EgraphRoundTrip;
-use onnx_rewrite_fp16::Fp16Pass;
-use onnx_rewrite_gemm_to_matmul::GemmToMatmulPass;
-use onnx_rewrite_hoist_scalars::HoistScalarsPass;
 use onnx_rewrite_ir::Model;
-use onnx_rewrite_lower_if::{InlineFunctionsPass, LowerIfPass};
-use onnx_rewrite_moe_dense::MoeDensePass;
+
+use crate::{Pass, PassContext, PassError, PassReport};
 
 /// A pass list could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -22,27 +18,33 @@ pub enum PipelineError {
     NoneWithOthers,
 }
 
-/// Every pass, in the sound order `all` runs them.
-pub fn registry() -> Vec<Arc<dyn Pass>> {
-    vec![
-        Arc::new(EgraphRoundTrip),
-        // First: every later pass then sees plain ops where a function was called.
-        Arc::new(InlineFunctionsPass),
-        Arc::new(GemmToMatmulPass),
-        Arc::new(LowerIfPass),
-        // After lower-if (it reads the Where steps of an If per expert), before fp16 (the
-        // dense form's Where keeps an overflowing unchosen expert out of float16 sums).
-        Arc::new(MoeDensePass),
-        // After the structural passes (it types what they emit), before hoist-scalars (float16
-        // inputs change where onnxruntime's CUDA EP places a node).
-        Arc::new(Fp16Pass),
-        // Last: it predicts ORT's placement of the graph the other passes leave.
-        Arc::new(HoistScalarsPass),
-    ]
+/// Every pass a front end offers, in the sound order `all` runs them.
+#[derive(Clone, Default)]
+pub struct Registry {
+    passes: Vec<Arc<dyn Pass>>,
 }
 
-/// Passes that `all` leaves out: they transform nothing a user asks for.
-const NOT_IN_ALL: &[&str] = &["egraph"];
+impl Registry {
+    pub fn new(passes: Vec<Arc<dyn Pass>>) -> Self {
+        Self { passes }
+    }
+
+    /// Every pass, in `all`'s order (those [`Pass::in_all`] leaves out included).
+    pub fn passes(&self) -> &[Arc<dyn Pass>] {
+        &self.passes
+    }
+
+    /// The pass named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Pass>> {
+        self.passes.iter().find(|p| p.name() == name)
+    }
+
+    /// Parses a comma-separated list of pass names; `none` is the empty pipeline (load and
+    /// save only), `all` every pass in the documented order.
+    pub fn parse(&self, list: &str) -> Result<Pipeline, PipelineError> {
+        Pipeline::parse_in(self, list)
+    }
+}
 
 /// An ordered list of passes.
 #[derive(Clone)]
@@ -77,10 +79,8 @@ impl PipelineReport {
 }
 
 impl Pipeline {
-    /// Parses a comma-separated list of pass names; `none` is the empty pipeline (load and
-    /// save only), `all` every pass in the documented order.
-    pub fn parse(list: &str) -> Result<Self, PipelineError> {
-        let registry = registry();
+    fn parse_in(registry: &Registry, list: &str) -> Result<Self, PipelineError> {
+        let registry = &registry.passes;
         let names: Vec<&str> = list
             .split(',')
             .map(str::trim)
@@ -102,12 +102,7 @@ impl Pipeline {
         let mut wanted: Vec<Arc<dyn Pass>> = Vec::new();
         for name in names {
             if name == "all" {
-                wanted.extend(
-                    registry
-                        .iter()
-                        .filter(|p| !NOT_IN_ALL.contains(&p.name()))
-                        .cloned(),
-                );
+                wanted.extend(registry.iter().filter(|p| p.in_all()).cloned());
                 continue;
             }
             let pass = registry.iter().find(|p| p.name() == name).ok_or_else(|| {

@@ -1,11 +1,15 @@
-//! The e-class analysis: what is known about a value — its element type, its shape over
-//! symbolic dimensions, and its value when it is a small constant.
+//! What is known about a value — its element type, its shape over symbolic dimensions, and
+//! its value when it is a small constant — and how each op's outputs follow from its inputs'.
+//! No e-graph here: the e-graph's analysis (crate `onnx-rewrite-egraph`) keeps these facts per
+//! e-class, and passes that decide outside the e-graph read them per graph ([`GraphFacts`]).
 //!
 //! - [`Symbols`] is a union-find over symbolic dims ([`Dim::Sym`]); unifying two dims equates
 //!   symbols or binds one to a value, and a contradiction is a [`Conflict`].
 //! - [`ValueFacts`] holds dtype, [`Shape`], constant ([`ConstTensor`]) and, for small integer
 //!   tensors that are only partly known (shapes being computed), per-element dims
 //!   ([`DimValues`]); [`ValueFacts::merge`] is the e-class merge.
+//! - [`GraphFacts`] infers one graph of a model, node by node; [`fit`] uses it to fit the
+//!   readers of values a rewrite exposed at another rank.
 //! - [`infer`] computes an op's output facts from its inputs' facts, folding constants on the
 //!   way; it never fails and never panics on what a model contains.
 //!
@@ -18,7 +22,9 @@
 mod attrs;
 mod conflict;
 mod constant;
+pub mod fit;
 mod fold;
+mod graph;
 mod index;
 mod infer;
 mod shape;
@@ -31,6 +37,7 @@ mod proptests;
 pub use attrs::{Attrs, Unusable};
 pub use conflict::Conflict;
 pub use constant::{ConstData, ConstTensor};
+pub use graph::{GraphFacts, identified_by_node, leaf_facts, normalize_domain};
 pub use infer::{Limits, OpInfo, infer};
 pub use onnx_rewrite_proto::tensor_proto::DataType;
 pub use shape::{Monomial, Shape, broadcast, broadcast_dim, normalize_axes, normalize_axis};

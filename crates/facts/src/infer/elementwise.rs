@@ -1,16 +1,16 @@
 //! Element-wise ops: output shape by broadcasting, dtype by the op's type rule, folding through
-//! the kernels of [`fold`](crate::facts::fold), and per-element dim arithmetic for shape
+//! the kernels of [`fold`](crate::fold), and per-element dim arithmetic for shape
 //! computations (`Shape(x)[0] * 2`, `Concat(...) - 1`).
 
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::constant::ConstTensor;
-use crate::facts::fold::{self, Binary, Compare, Logic, Unary};
-use crate::facts::index;
-use crate::facts::shape::{self, Shape};
-use crate::facts::symbols::Dim;
-use crate::facts::value::{DimValues, ValueFacts, is_int};
+use crate::constant::ConstTensor;
+use crate::fold::{self, Binary, Compare, Logic, Unary};
+use crate::index;
+use crate::shape::{self, Shape};
+use crate::symbols::Dim;
+use crate::value::{DimValues, ValueFacts, is_int};
 
 /// Output 0 has input 0's dtype and shape.
 pub(super) fn same_as_input(cx: &mut Ctx<'_, '_>) {
@@ -257,7 +257,7 @@ fn dim_comparison(cx: &mut Ctx<'_, '_>, op: Compare) {
             Compare::Ge => ord.is_ge(),
         });
     }
-    let c = ConstTensor::new(dims, crate::facts::constant::ConstData::Bool(out));
+    let c = ConstTensor::new(dims, crate::constant::ConstData::Bool(out));
     cx.fold(0, c);
 }
 
@@ -349,7 +349,7 @@ fn where_dims(cx: &mut Ctx<'_, '_>, cond: &ConstTensor) {
     let Some(dtype) = x.dtype.filter(|&d| is_int(d)) else {
         return;
     };
-    let crate::facts::constant::ConstData::Bool(c) = &cond.data else {
+    let crate::constant::ConstData::Bool(c) = &cond.data else {
         return;
     };
     let (Some(vx), Some(vy)) = (x.dim_values(), y.dim_values()) else {

@@ -4,10 +4,10 @@
 use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::Ctx;
-use crate::facts::fold::{self, Reduce};
-use crate::facts::shape::{Shape, normalize_axes, normalize_axis, product_exact, sum_exact};
-use crate::facts::symbols::Dim;
-use crate::facts::value::DimValues;
+use crate::fold::{self, Reduce};
+use crate::shape::{Shape, normalize_axes, normalize_axis, product_exact, sum_exact};
+use crate::symbols::Dim;
+use crate::value::DimValues;
 
 /// The axes to reduce: `Ok(None)` when none are given; `Err(())` when given but unknown.
 fn axes(cx: &mut Ctx<'_, '_>) -> Result<Option<Vec<i64>>, ()> {
