@@ -58,6 +58,26 @@ pub(crate) enum Why {
     CannotBridge,
 }
 
+/// Why a host value cannot be brought to the device; `op` is the producer's op type.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotBridged {
+    #[error("the host chain is too long to recompute on the device")]
+    ChainTooLong,
+    #[error("no producer")]
+    NoProducer,
+    /// `why` is the placement's reason for running the producer on the host.
+    #[error("it is computed by {op} ({why})")]
+    HostOnly { op: String, why: String },
+    #[error("{op} is not a host node")]
+    NotHostNode { op: String },
+    #[error("{op} has subgraphs or several outputs")]
+    NotSingleOutput { op: String },
+    #[error("the recomputed node has no output")]
+    NoRecomputedOutput,
+    #[error(transparent)]
+    Invariant(#[from] InvariantError),
+}
+
 /// Bridges every host→device crossing of `graph` that can be.
 pub(crate) fn bridge_graph(
     model: &mut Model,
@@ -159,7 +179,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// The device-side equivalent of host value `v`: bridged if it is a small integer tensor,
     /// recomputed on the device from bridged inputs otherwise.
-    fn on_device(&mut self, v: V, depth: usize) -> Result<ValueId, String> {
+    fn on_device(&mut self, v: V, depth: usize) -> Result<ValueId, NotBridged> {
         if let Some(done) = self.memo.get(&v) {
             return Ok(*done);
         }
@@ -171,8 +191,7 @@ impl Builder<'_> {
                 if elements.is_some_and(|n| (1..=MAX_BRIDGED_ELEMENTS).contains(&n)) =>
             {
                 let dims = value.static_dims().unwrap_or_default();
-                self.bridge_integer(value.id, dtype, &dims)
-                    .map_err(|e| e.to_string())?
+                self.bridge_integer(value.id, dtype, &dims)?
             }
             _ => self.recompute(v, depth)?,
         };
@@ -181,25 +200,34 @@ impl Builder<'_> {
     }
 
     /// Host op `producer(v)` again, on device-side inputs.
-    fn recompute(&mut self, v: V, depth: usize) -> Result<ValueId, String> {
+    fn recompute(&mut self, v: V, depth: usize) -> Result<ValueId, NotBridged> {
         if depth >= MAX_RECOMPUTED_DEPTH {
-            return Err("the host chain is too long to recompute on the device".into());
+            return Err(NotBridged::ChainTooLong);
         }
         let placed = self.placed;
         let sim = &placed.sim;
         let Some((n, slot)) = sim.producers()[v] else {
-            return Err("no producer".into());
+            return Err(NotBridged::NoProducer);
         };
         let node = &sim.nodes[n];
         match &placed.partition.placement[n] {
             Some(Placement::Cpu(CpuReason::ShapeSubgraph)) => {}
             Some(Placement::Cpu(CpuReason::NoKernel(why) | CpuReason::Fallback(why))) => {
-                return Err(format!("it is computed by {} ({why})", node.op));
+                return Err(NotBridged::HostOnly {
+                    op: node.op.clone(),
+                    why: why.clone(),
+                });
             }
-            _ => return Err(format!("{} is not a host node", node.op)),
+            _ => {
+                return Err(NotBridged::NotHostNode {
+                    op: node.op.clone(),
+                });
+            }
         }
         if node.has_subgraph || node.outputs.iter().flatten().count() != 1 {
-            return Err(format!("{} has subgraphs or several outputs", node.op));
+            return Err(NotBridged::NotSingleOutput {
+                op: node.op.clone(),
+            });
         }
         let since = node.since_version.unwrap_or(0);
         let mut inputs = Vec::with_capacity(node.inputs.len());
@@ -242,7 +270,7 @@ impl Builder<'_> {
             .get(slot)
             .copied()
             .flatten()
-            .ok_or_else(|| "the recomputed node has no output".to_owned())
+            .ok_or(NotBridged::NoRecomputedOutput)
     }
 
     /// `Reshape(Concat(Range(x[k], x[k] + 1, 1) for k), dims)`: the value of `x`, on the device.

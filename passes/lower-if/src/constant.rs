@@ -33,27 +33,38 @@ pub(crate) fn branch(model: &Model, node: NodeId, name: &str) -> Option<GraphId>
     model.node(node).attribute(name)?.graph
 }
 
+/// Why the taken branch cannot replace its `If`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotInlined {
+    #[error("the branch declares inputs")]
+    BranchInputs,
+    #[error("the branch has {have} outputs, the If {want}")]
+    OutputCount { have: usize, want: usize },
+    #[error(transparent)]
+    Splice(#[from] SpliceError),
+}
+
 /// Replaces `node` by a copy of its branch `taken`.
 pub(crate) fn inline_branch(
     model: &mut Model,
     node: NodeId,
     taken: GraphId,
     names: &mut Names,
-) -> Result<(), String> {
+) -> Result<(), NotInlined> {
     if !model.graph(taken).inputs().is_empty() {
-        return Err("the branch declares inputs".into());
+        return Err(NotInlined::BranchInputs);
     }
     let (have, want) = (
         model.graph(taken).outputs().len(),
         model.node(node).outputs().len(),
     );
     if have != want {
-        return Err(format!("the branch has {have} outputs, the If {want}"));
+        return Err(NotInlined::OutputCount { have, want });
     }
     atomically(model, names, |model, names| {
         splice_branch(model, node, taken, names)
-    })
-    .map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }
 
 fn splice_branch(

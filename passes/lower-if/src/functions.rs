@@ -22,6 +22,7 @@
 //! opset imports that only named them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
 
 use onnx_rewrite_ir::proto::OperatorSetIdProto;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, Node, NodeId, ValueId};
@@ -210,7 +211,7 @@ fn inline_all(
                 graph: describe_graph(model, graph),
                 node: model.describe_node(call),
                 rule: "inline-functions".into(),
-                reason,
+                reason: reason.to_string(),
             }),
         }
     }
@@ -235,8 +236,62 @@ fn domain_used(model: &Model, domain: &str) -> bool {
         .any(|n| normalize(model.node(n).domain()) == domain)
 }
 
-/// Why a call stays.
-type Decline = String;
+/// Who calls a function: the main graph's tree, or the body of the function named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    Model,
+    Function(String),
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caller::Model => f.write_str("the model"),
+            Caller::Function(name) => write!(f, "function '{name}'"),
+        }
+    }
+}
+
+/// The name a domain is shown by: the default domain as `ai.onnx`.
+fn shown_domain(domain: &str) -> &str {
+    if domain.is_empty() { "ai.onnx" } else { domain }
+}
+
+/// Why a call stays; `function` is the called function's name.
+#[derive(Debug, thiserror::Error)]
+enum Decline {
+    #[error("the call passes {passed} inputs; function '{function}' takes {takes}")]
+    Inputs {
+        passed: usize,
+        function: String,
+        takes: usize,
+    },
+    #[error("the call has {wanted} outputs; function '{function}' has {has}")]
+    Outputs {
+        wanted: usize,
+        function: String,
+        has: usize,
+    },
+    #[error("output {slot} passes through an input the call leaves out")]
+    LeftOutInput { slot: usize },
+    #[error("function attribute '{attribute}' has a graph default")]
+    GraphDefault { attribute: String },
+    #[error("the call passes graph-valued attribute '{attribute}'")]
+    GraphAttribute { attribute: String },
+    #[error(
+        "function '{function}' imports domain '{}' at version {imported}, {caller} at {caller_version}",
+        shown_domain(domain)
+    )]
+    Opset {
+        function: String,
+        domain: String,
+        imported: i64,
+        caller: Caller,
+        caller_version: i64,
+    },
+    #[error(transparent)]
+    Splice(#[from] SpliceError),
+}
 
 /// Calls of local functions in the tree rooted at `root`, outermost graph first.
 fn calls_in(model: &Model, table: &BTreeMap<Key, usize>, root: GraphId) -> Vec<NodeId> {
@@ -286,12 +341,11 @@ fn inline_call(
         .map(|io| io.value)
         .collect();
     if call_inputs.len() > body_inputs.len() {
-        return Err(format!(
-            "the call passes {} inputs; function '{}' takes {}",
-            call_inputs.len(),
-            f.proto.name(),
-            body_inputs.len()
-        ));
+        return Err(Decline::Inputs {
+            passed: call_inputs.len(),
+            function: f.proto.name().to_owned(),
+            takes: body_inputs.len(),
+        });
     }
     let mut map = ValueMap::default();
     for (i, &input) in body_inputs.iter().enumerate() {
@@ -305,19 +359,16 @@ fn inline_call(
         .collect();
     let call_outputs = model.node(call).outputs().to_vec();
     if call_outputs.len() > body_outputs.len() {
-        return Err(format!(
-            "the call has {} outputs; function '{}' has {}",
-            call_outputs.len(),
-            f.proto.name(),
-            body_outputs.len()
-        ));
+        return Err(Decline::Outputs {
+            wanted: call_outputs.len(),
+            function: f.proto.name().to_owned(),
+            has: body_outputs.len(),
+        });
     }
     for (slot, out) in call_outputs.iter().enumerate() {
         let read = out.is_some_and(|v| !model.value(v).uses().is_empty());
         if read && map.get(&body_outputs[slot]) == Some(&None) {
-            return Err(format!(
-                "output {slot} passes through an input the call leaves out"
-            ));
+            return Err(Decline::LeftOutInput { slot });
         }
     }
 
@@ -327,8 +378,7 @@ fn inline_call(
         let made_here = |v: ValueId| copied.defines(v);
         let took = replace_node(model, call, &copied.outputs, &made_here, names)?;
         Ok::<_, SpliceError>((copied, took))
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     cx.wanted.extend(Wanted::of(model, &copied));
     for (value, output) in took {
         cx.wanted.took_name_of(value, output);
@@ -367,10 +417,9 @@ fn bind_attributes(
     let mut env = AttributeEnv::new();
     for default in &f.attribute_proto {
         if default.g.is_some() || !default.graphs.is_empty() {
-            return Err(format!(
-                "function attribute '{}' has a graph default",
-                default.name()
-            ));
+            return Err(Decline::GraphDefault {
+                attribute: default.name().to_owned(),
+            });
         }
         env.insert(default.name().to_owned(), default.clone());
     }
@@ -385,10 +434,9 @@ fn bind_attributes(
             continue;
         }
         if a.graph.is_some() || !a.graphs.is_empty() {
-            return Err(format!(
-                "the call passes graph-valued attribute '{}'",
-                a.name()
-            ));
+            return Err(Decline::GraphAttribute {
+                attribute: a.name().to_owned(),
+            });
         }
         env.insert(a.name().to_owned(), a.proto.clone());
     }
@@ -443,20 +491,18 @@ fn check_opsets(
             .find(|o| normalize(o.domain()) == domain)
             .map(|o| o.version());
         match (imported, host_opset(model, host, &domain)) {
-            (Some(fv), Some(mv)) if fv != mv => {
+            (Some(imported), Some(caller_version)) if imported != caller_version => {
                 let caller = match host {
-                    None => "the model".to_owned(),
-                    Some(h) => format!("function '{}'", model.functions[h].proto.name()),
+                    None => Caller::Model,
+                    Some(h) => Caller::Function(model.functions[h].proto.name().to_owned()),
                 };
-                let shown = if domain.is_empty() {
-                    "ai.onnx"
-                } else {
-                    &domain
-                };
-                return Err(format!(
-                    "function '{}' imports domain '{shown}' at version {fv}, {caller} at {mv}",
-                    f.proto.name()
-                ));
+                return Err(Decline::Opset {
+                    function: f.proto.name().to_owned(),
+                    domain,
+                    imported,
+                    caller,
+                    caller_version,
+                });
             }
             (Some(version), None) => missing.push((domain, version)),
             _ => {}

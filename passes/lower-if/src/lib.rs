@@ -42,9 +42,10 @@ use serde_json::{Value as Json, json};
 
 pub use functions::MAX_CALL_DEPTH;
 
+use crate::constant::NotInlined;
 use crate::functions::InlineOutcome;
 
-use crate::select::{SelectCost, is_if};
+use crate::select::{NotLowered, SelectCost, is_if};
 use onnx_rewrite_facts::GraphFacts;
 
 /// Rounds of constant inlining and select lowering over the whole model; each round that
@@ -115,10 +116,8 @@ impl Pass for LowerIfPass {
                     continue;
                 }
                 left += 1;
-                let reason = lowering.declines.get(&node).cloned().unwrap_or_else(|| {
-                    format!("still undecided after {MAX_ROUNDS} rounds of lowering")
-                });
-                report.decline(model, node, "lower-if", reason);
+                let reason = lowering.declines.get(&node).unwrap_or(&IfLeft::Undecided);
+                report.decline(model, node, "lower-if", reason.to_string());
             }
         }
         let costs: Vec<Json> = lowering.lowered.iter().map(cost_json).collect();
@@ -180,13 +179,33 @@ fn cost_json(c: &SelectCost) -> Json {
     })
 }
 
+/// Why an `If` is left; `branch` is the attribute naming the taken branch.
+#[derive(Debug, thiserror::Error)]
+enum IfLeft {
+    #[error("the condition is {condition}, but {branch} is missing")]
+    NoTakenBranch {
+        condition: bool,
+        branch: &'static str,
+    },
+    #[error("the condition is {condition}, but inlining {branch} failed: {reason}")]
+    NotInlined {
+        condition: bool,
+        branch: &'static str,
+        reason: NotInlined,
+    },
+    #[error(transparent)]
+    NotLowered(#[from] NotLowered),
+    #[error("still undecided after {MAX_ROUNDS} rounds of lowering")]
+    Undecided,
+}
+
 /// What the rounds did.
 #[derive(Default)]
 struct Lowering {
     inlined_constant: usize,
     lowered: Vec<SelectCost>,
     /// The latest reason each `If` was left for.
-    declines: BTreeMap<NodeId, String>,
+    declines: BTreeMap<NodeId, IfLeft>,
     /// Readers of `If` outputs that need a scalar, seen at the start of each round.
     rank_readers: BTreeSet<(NodeId, usize)>,
 }
@@ -208,7 +227,7 @@ fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError
             let outcome = select::lower_graph(model, graph, names, scalar)
                 .map_err(|e| PassError::input(format!("{}: {e}", describe_graph(model, graph))))?;
             for (node, reason) in outcome.declined {
-                out.declines.insert(node, reason);
+                out.declines.insert(node, reason.into());
             }
             changed |= !outcome.lowered.is_empty();
             out.lowered.extend(outcome.lowered);
@@ -261,7 +280,10 @@ fn inline_constants(
         let Some(taken) = constant::branch(model, node, which) else {
             out.declines.insert(
                 node,
-                format!("the condition is {condition}, but {which} is missing"),
+                IfLeft::NoTakenBranch {
+                    condition,
+                    branch: which,
+                },
             );
             continue;
         };
@@ -274,7 +296,11 @@ fn inline_constants(
             Err(reason) => {
                 out.declines.insert(
                     node,
-                    format!("the condition is {condition}, but inlining {which} failed: {reason}"),
+                    IfLeft::NotInlined {
+                        condition,
+                        branch: which,
+                        reason,
+                    },
                 );
             }
         }

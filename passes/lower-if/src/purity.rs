@@ -10,39 +10,59 @@ use onnx_rewrite_ir::proto::type_proto::Value as Ty;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 use onnx_rewrite_ops::Effect;
 
+/// Why a branch may not run when its `If` would not have run it; `node` is the node's
+/// description, `output` the output's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Impure {
+    #[error("{node} holds a subgraph")]
+    Subgraph { node: String },
+    #[error("{node} is of domain '{domain}'")]
+    OtherDomain { node: String, domain: String },
+    #[error("{node} is random")]
+    Random { node: String },
+    #[error("{node} may run in training mode")]
+    Training { node: String },
+    #[error("{node} makes or reads a sequence or optional")]
+    Sequence { node: String },
+    #[error("output '{output}' is a sequence, map or optional, which Where cannot select")]
+    NotTensorOutput { output: String },
+}
+
 /// `Ok` when every node of `branch` is pure and its outputs are tensors; else the reason.
-pub(crate) fn check_branch(model: &Model, branch: GraphId) -> Result<(), String> {
+pub(crate) fn check_branch(model: &Model, branch: GraphId) -> Result<(), Impure> {
     for &node in model.graph(branch).nodes() {
         check_node(model, node)?;
     }
     for io in model.graph(branch).outputs() {
         let declared = io.info.as_ref().and_then(|i| i.r#type.as_ref());
         if declared.is_some_and(not_tensor) || is_not_tensor(model, io.value) {
-            return Err(format!(
-                "output '{}' is a sequence, map or optional, which Where cannot select",
-                model.value(io.value).name()
-            ));
+            return Err(Impure::NotTensorOutput {
+                output: model.value(io.value).name().to_owned(),
+            });
         }
     }
     Ok(())
 }
 
-fn check_node(model: &Model, node: NodeId) -> Result<(), String> {
+fn check_node(model: &Model, node: NodeId) -> Result<(), Impure> {
     let n = model.node(node);
     let op = n.op_type();
     let what = || model.describe_node(node);
     if n.subgraphs().next().is_some() {
-        return Err(format!("{} holds a subgraph", what()));
+        return Err(Impure::Subgraph { node: what() });
     }
     if !n.domain().is_empty() {
-        return Err(format!("{} is of domain '{}'", what(), n.domain()));
+        return Err(Impure::OtherDomain {
+            node: what(),
+            domain: n.domain().to_owned(),
+        });
     }
     match onnx_rewrite_ops::worst_effect(n.domain(), op) {
-        Some(Effect::Random) => return Err(format!("{} is random", what())),
+        Some(Effect::Random) => return Err(Impure::Random { node: what() }),
         Some(Effect::RandomInTraining)
             if !inference_mode(model, n.inputs().get(2).copied().flatten()) =>
         {
-            return Err(format!("{} may run in training mode", what()));
+            return Err(Impure::Training { node: what() });
         }
         _ => {}
     }
@@ -50,7 +70,7 @@ fn check_node(model: &Model, node: NodeId) -> Result<(), String> {
         || op.starts_with("Optional")
         || matches!(op, "SplitToSequence" | "ConcatFromSequence")
     {
-        return Err(format!("{} makes or reads a sequence or optional", what()));
+        return Err(Impure::Sequence { node: what() });
     }
     Ok(())
 }

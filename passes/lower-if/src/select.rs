@@ -18,19 +18,21 @@
 //! that passed is then lowered in a transaction of its own (its branches copied again); one
 //! that failed a check stays as it was, with the reason.
 
+use std::fmt;
+
 use onnx_rewrite_facts::{DataType, Shape, dtype_name};
 use onnx_rewrite_ir::edit::{self, Names, Op, Transaction};
 use onnx_rewrite_ir::proto::{TensorProto, tensor_proto};
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueId};
 
 use crate::constant::branch;
-use crate::copy::{Copied, ValueMap, copy_body};
+use crate::copy::{Copied, CopyError, ValueMap, copy_body};
 use crate::cost::{self, Flops};
-use crate::purity;
+use crate::purity::{self, Impure};
 use crate::splice::{
     Restore, SpliceError, Wanted, atomically, place_before, replace_node, restore_names, sort,
 };
-use crate::totality::Totality;
+use crate::totality::{NotTotal, Totality};
 use onnx_rewrite_facts::GraphFacts;
 
 /// What lowering one `If` to the select form costs, for the report.
@@ -50,7 +52,85 @@ pub(crate) struct SelectCost {
 #[derive(Debug, Default)]
 pub(crate) struct GraphOutcome {
     pub lowered: Vec<SelectCost>,
-    pub declined: Vec<(NodeId, String)>,
+    pub declined: Vec<(NodeId, NotLowered)>,
+}
+
+/// One branch of an `If`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Branch {
+    Then,
+    Else,
+}
+
+impl fmt::Display for Branch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Branch::Then => "then",
+            Branch::Else => "else",
+        })
+    }
+}
+
+/// Why an `If` is not lowered to the select form; `slot` is an output's position.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotLowered {
+    #[error("the select form needs Where (opset 9); the model imports opset {opset}")]
+    Opset { opset: i64 },
+    #[error("the condition is missing")]
+    NoCondition,
+    #[error("a branch is missing")]
+    NoBranch,
+    #[error("the {branch} branch declares inputs")]
+    BranchInputs { branch: Branch },
+    #[error("the {branch} branch has {have} outputs, the If {want}")]
+    OutputCount {
+        branch: Branch,
+        have: usize,
+        want: usize,
+    },
+    #[error("the {branch} branch: {reason}")]
+    Impure { branch: Branch, reason: Impure },
+    #[error("output '{output}' is a sequence, map or optional")]
+    NotTensor { output: String },
+    #[error("the {branch} branch: {reason}")]
+    CopyFailed { branch: Branch, reason: CopyError },
+    #[error("output {slot} is missing in a branch")]
+    MissingOutput { slot: usize },
+    #[error(
+        "output {slot}: the then-branch gives {}, the else-branch {}",
+        dtype_name(*then_dtype),
+        dtype_name(*else_dtype)
+    )]
+    DtypesDiffer {
+        slot: usize,
+        then_dtype: DataType,
+        else_dtype: DataType,
+    },
+    #[error("output {slot}: the element type is unknown")]
+    UnknownDtype { slot: usize },
+    #[error("output {slot}: Where at opset {opset} does not take {}", dtype_name(*dtype))]
+    WhereDtype {
+        slot: usize,
+        opset: i64,
+        dtype: DataType,
+    },
+    #[error("output {slot}: the shape of a branch output is unknown")]
+    UnknownShape { slot: usize },
+    #[error(
+        "output {slot}: shapes {then_shape} (then) and {else_shape} (else) are not shown equal; Where would broadcast them"
+    )]
+    ShapesDiffer {
+        slot: usize,
+        then_shape: String,
+        else_shape: String,
+    },
+    /// `node` is the node of the branch as the model has it, not its copy.
+    #[error("the {branch} branch may fail when not taken: {node}: {reason}")]
+    MayFail {
+        branch: Branch,
+        node: String,
+        reason: NotTotal,
+    },
 }
 
 struct Candidate {
@@ -73,7 +153,7 @@ pub(crate) fn lower_graph(
     graph: GraphId,
     names: &mut Names,
     scalar_shape: &mut Option<ValueId>,
-) -> Result<GraphOutcome, String> {
+) -> Result<GraphOutcome, SpliceError> {
     let mut outcome = GraphOutcome::default();
     let ifs: Vec<NodeId> = model
         .graph(graph)
@@ -107,12 +187,11 @@ pub(crate) fn lower_graph(
                 else_copy,
             };
             commit(model, c, &plan, names, &mut shape)
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         *scalar_shape = shape;
         outcome.lowered.push(plan.cost);
     }
-    sort(model, graph).map_err(|e| e.to_string())?;
+    sort(model, graph)?;
     Ok(outcome)
 }
 
@@ -124,7 +203,7 @@ fn judge_all(
     names: &Names,
     prechecked: Vec<(NodeId, Branches)>,
     outcome: &mut GraphOutcome,
-) -> Result<Vec<(NodeId, Branches, Plan)>, String> {
+) -> Result<Vec<(NodeId, Branches, Plan)>, SpliceError> {
     // The copies are rolled back, so the names they take are too.
     let mut scratch = names.clone();
     let mut tx = Transaction::begin(model);
@@ -139,7 +218,10 @@ fn judge_all(
             &mut scratch,
             None,
         )
-        .map_err(|e| format!("the then branch: {e}"))
+        .map_err(|reason| NotLowered::CopyFailed {
+            branch: Branch::Then,
+            reason,
+        })
         .and_then(|then_copy| {
             copy_body(
                 &mut tx,
@@ -150,11 +232,14 @@ fn judge_all(
                 None,
             )
             .map(|else_copy| (then_copy, else_copy))
-            .map_err(|e| format!("the else branch: {e}"))
+            .map_err(|reason| NotLowered::CopyFailed {
+                branch: Branch::Else,
+                reason,
+            })
         });
         match copies {
             Ok((then_copy, else_copy)) => {
-                Model::commit(&mut tx, checkpoint).map_err(|e| e.to_string())?;
+                Model::commit(&mut tx, checkpoint)?;
                 candidates.push((
                     (then_g, else_g),
                     Candidate {
@@ -165,7 +250,7 @@ fn judge_all(
                 ));
             }
             Err(reason) => {
-                Model::rollback(&mut tx, checkpoint).map_err(|e| e.to_string())?;
+                Model::rollback(&mut tx, checkpoint)?;
                 outcome.declined.push((node, reason));
             }
         }
@@ -173,7 +258,7 @@ fn judge_all(
     let mut passed = Vec::with_capacity(candidates.len());
     if !candidates.is_empty() {
         let mut facts = GraphFacts::with_captures(&tx, graph)
-            .map_err(|n| format!("the graph has a cycle through {}", tx.describe_node(n)))?;
+            .map_err(|n| SpliceError::Cycle(tx.describe_node(n)))?;
         for (branches, c) in candidates {
             match judge(&tx, &mut facts, &c) {
                 Ok(plan) => passed.push((c.node, branches, plan)),
@@ -181,7 +266,7 @@ fn judge_all(
             }
         }
     }
-    tx.rollback().map_err(|e| e.to_string())?;
+    tx.rollback()?;
     Ok(passed)
 }
 
@@ -191,49 +276,47 @@ pub(crate) fn is_if(model: &Model, node: NodeId) -> bool {
 }
 
 /// Checks that need no facts: opset, structure, purity.
-fn precheck(model: &Model, node: NodeId) -> Result<Branches, String> {
+fn precheck(model: &Model, node: NodeId) -> Result<Branches, NotLowered> {
     let opset = model.opset("").unwrap_or(0);
     if opset < 9 {
-        return Err(format!(
-            "the select form needs Where (opset 9); the model imports opset {opset}"
-        ));
+        return Err(NotLowered::Opset { opset });
     }
     let n = model.node(node);
     if n.inputs().first().copied().flatten().is_none() {
-        return Err("the condition is missing".into());
+        return Err(NotLowered::NoCondition);
     }
     let (Some(then_g), Some(else_g)) = (
         branch(model, node, "then_branch"),
         branch(model, node, "else_branch"),
     ) else {
-        return Err("a branch is missing".into());
+        return Err(NotLowered::NoBranch);
     };
-    for (which, g) in [("then", then_g), ("else", else_g)] {
+    for (branch, g) in [(Branch::Then, then_g), (Branch::Else, else_g)] {
         if !model.graph(g).inputs().is_empty() {
-            return Err(format!("the {which} branch declares inputs"));
+            return Err(NotLowered::BranchInputs { branch });
         }
         let have = model.graph(g).outputs().len();
         if have != n.outputs().len() {
-            return Err(format!(
-                "the {which} branch has {have} outputs, the If {}",
-                n.outputs().len()
-            ));
+            return Err(NotLowered::OutputCount {
+                branch,
+                have,
+                want: n.outputs().len(),
+            });
         }
-        purity::check_branch(model, g).map_err(|r| format!("the {which} branch: {r}"))?;
+        purity::check_branch(model, g).map_err(|reason| NotLowered::Impure { branch, reason })?;
     }
     for v in n.outputs().iter().flatten() {
         if purity::is_not_tensor(model, *v) {
-            return Err(format!(
-                "output '{}' is a sequence, map or optional",
-                model.value(*v).name()
-            ));
+            return Err(NotLowered::NotTensor {
+                output: model.value(*v).name().to_owned(),
+            });
         }
     }
     Ok((then_g, else_g))
 }
 
 /// Checks on the parent's facts with both branches copied in: types, shapes, totality.
-fn judge(model: &Model, facts: &mut GraphFacts, c: &Candidate) -> Result<Plan, String> {
+fn judge(model: &Model, facts: &mut GraphFacts, c: &Candidate) -> Result<Plan, NotLowered> {
     let n = model.node(c.node);
     let opset = model.opset("").unwrap_or(0);
     let mut where_elements = Flops::default();
@@ -245,52 +328,47 @@ fn judge(model: &Model, facts: &mut GraphFacts, c: &Candidate) -> Result<Plan, S
             c.then_copy.outputs.get(slot).copied().flatten(),
             c.else_copy.outputs.get(slot).copied().flatten(),
         ) else {
-            return Err(format!("output {slot} is missing in a branch"));
+            return Err(NotLowered::MissingOutput { slot });
         };
         facts.add_leaf(model, t);
         facts.add_leaf(model, e);
         let (td, ed) = (facts.dtype(t), facts.dtype(e));
         let dtype = match (td, ed) {
             (Some(a), Some(b)) if a == b => a,
-            (Some(a), Some(b)) => {
-                return Err(format!(
-                    "output {slot}: the then-branch gives {}, the else-branch {}",
-                    dtype_name(a),
-                    dtype_name(b)
-                ));
+            (Some(then_dtype), Some(else_dtype)) => {
+                return Err(NotLowered::DtypesDiffer {
+                    slot,
+                    then_dtype,
+                    else_dtype,
+                });
             }
-            _ => return Err(format!("output {slot}: the element type is unknown")),
+            _ => return Err(NotLowered::UnknownDtype { slot }),
         };
         if !where_takes(dtype, opset) {
-            return Err(format!(
-                "output {slot}: Where at opset {opset} does not take {}",
-                dtype_name(dtype)
-            ));
+            return Err(NotLowered::WhereDtype { slot, opset, dtype });
         }
         let (ts, es) = (facts.shape(t), facts.shape(e));
         let (Some(ts), Some(es)) = (ts, es) else {
-            return Err(format!(
-                "output {slot}: the shape of a branch output is unknown"
-            ));
+            return Err(NotLowered::UnknownShape { slot });
         };
         if t != e && !same_shape(facts, &ts, &es) {
-            let (a, b) = (facts.show_shape(&ts), facts.show_shape(&es));
-            return Err(format!(
-                "output {slot}: shapes {a} (then) and {b} (else) are not shown equal; Where would broadcast them"
-            ));
+            return Err(NotLowered::ShapesDiffer {
+                slot,
+                then_shape: facts.show_shape(&ts),
+                else_shape: facts.show_shape(&es),
+            });
         }
         if t != e {
             where_elements.merge(&element_count(facts, &ts));
         }
     }
-    for (which, copy) in [("then", &c.then_copy), ("else", &c.else_copy)] {
+    for (branch, copy) in [(Branch::Then, &c.then_copy), (Branch::Else, &c.else_copy)] {
         let mut totality = Totality::new(model, facts).with_sources(&copy.all_values);
         for &node in &copy.nodes {
-            totality.check(node).map_err(|reason| {
-                format!(
-                    "the {which} branch may fail when not taken: {}: {reason}",
-                    source_description(model, copy, node)
-                )
+            totality.check(node).map_err(|reason| NotLowered::MayFail {
+                branch,
+                node: source_description(model, copy, node),
+                reason,
             })?;
         }
     }

@@ -13,6 +13,8 @@
 //! Index ops need their indices bounded ([`crate::bounds`]); an integer `Div`/`Mod` needs a
 //! divisor with no zero.
 
+use std::fmt;
+
 use onnx_rewrite_facts::{DataType, Dim, Monomial, Shape, normalize_axes, normalize_axis};
 use onnx_rewrite_ir::{Model, Node, NodeId, ValueId};
 use onnx_rewrite_ops::{Failure, Form};
@@ -34,7 +36,191 @@ pub(crate) struct Totality<'a> {
     sources: HashMap<ValueId, ValueId>,
 }
 
-type Verdict = Result<(), String>;
+/// An op, or one of its operands, as a reason names it: `Concat`, `Slice steps`, `Gemm C`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Operand {
+    pub op: String,
+    /// Empty when the reason is about the op as a whole.
+    pub part: &'static str,
+}
+
+impl Operand {
+    fn of(n: &Node, part: &'static str) -> Self {
+        Self {
+            op: n.op_type().to_owned(),
+            part,
+        }
+    }
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.part.is_empty() {
+            f.write_str(&self.op)
+        } else {
+            write!(f, "{} {}", self.op, self.part)
+        }
+    }
+}
+
+/// The indices a range check is about: all of them, or one column of a `GatherND`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Indices {
+    All,
+    Column(usize),
+}
+
+impl fmt::Display for Indices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Indices::All => f.write_str("indices"),
+            Indices::Column(j) => write!(f, "index column {j}"),
+        }
+    }
+}
+
+/// Why a node is not shown total. Dims and shapes are held as the facts show them (symbols
+/// by name), values by the names the model's author wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NotTotal {
+    #[error("{domain}.{op} is not known to be total")]
+    OtherDomain { domain: String, op: String },
+    #[error("{op} is not known to be total")]
+    UnknownOp { op: String },
+    #[error("{op} input {input} is missing")]
+    MissingInput { op: String, input: usize },
+    #[error("the shape of {op} input {input} ('{name}') is unknown")]
+    UnknownShape {
+        op: String,
+        input: usize,
+        name: String,
+    },
+    #[error("{operand} is missing")]
+    MissingOperand { operand: Operand },
+    #[error("{operand} is computed at run time")]
+    RunTimeOperand { operand: Operand },
+    #[error("{operand} is computed from data")]
+    DataOperand { operand: Operand },
+    #[error("{operand} has a negative element")]
+    NegativeElement { operand: Operand },
+    #[error("{op} axis {axis} is out of range")]
+    AxisOutOfRange { op: String, axis: i64 },
+    /// An axis given as an input, whatever its value.
+    #[error("{op} axis is out of range")]
+    AxisInputOutOfRange { op: String },
+    #[error("{op} axes {axes:?} are invalid")]
+    InvalidAxes { op: String, axes: Vec<i64> },
+    #[error("{op} has no axes")]
+    NoAxes { op: String },
+    #[error("Transpose perm {perm:?} is invalid")]
+    InvalidPerm { perm: Vec<i64> },
+    #[error("{operand}: dims {first} and {second} are not shown to broadcast")]
+    NotBroadcast {
+        operand: Operand,
+        first: String,
+        second: String,
+    },
+    #[error("{operand} has a higher rank than its target")]
+    HigherRank { operand: Operand },
+    #[error("{operand}: dim {dim} is not shown to broadcast to {target}")]
+    NotBroadcastTo {
+        operand: Operand,
+        dim: String,
+        target: String,
+    },
+    #[error("{operand}: {a} and {b} are not shown equal")]
+    NotEqual {
+        operand: Operand,
+        a: String,
+        b: String,
+    },
+    #[error("{op} may reduce an empty axis {axis}")]
+    EmptyAxis { op: String, axis: usize },
+    #[error("Clip bound is not shown to be a scalar")]
+    ClipBound,
+    #[error("Tile repeats do not match the rank")]
+    TileRepeats,
+    #[error("a Cast from or to string can fail on the text")]
+    StringCast,
+    #[error("the types of a Cast are unknown")]
+    CastTypes,
+    #[error("integer {op} by a divisor that holds 0")]
+    ZeroDivisor { op: String },
+    #[error("integer {op} by a divisor not shown to be non-zero")]
+    Divisor { op: String },
+    #[error("integer Pow with an exponent not shown non-negative")]
+    Exponent,
+    #[error("MatMul of a scalar")]
+    ScalarMatMul,
+    #[error("Gemm operand is not 2-D")]
+    GemmRank,
+    #[error("Reshape has no shape")]
+    ReshapeNoShape,
+    #[error("the Reshape target is computed from data")]
+    ReshapeDataTarget,
+    #[error("the Reshape result shape is unknown")]
+    ReshapeResult,
+    #[error("Reshape {input} -> {output} is not shown to keep the element count")]
+    ReshapeCount { input: String, output: String },
+    #[error("Squeeze of axis {axis}, whose dim {dim} is not shown to be 1")]
+    SqueezeDim { axis: usize, dim: String },
+    #[error("Concat has no inputs")]
+    ConcatEmpty,
+    #[error("Concat inputs of different ranks")]
+    ConcatRanks,
+    #[error("Split of {elements} elements into {outputs} outputs")]
+    SplitOutputs { elements: i64, outputs: i64 },
+    #[error("Split sizes are not shown to match the split dim")]
+    SplitSizes,
+    #[error("a Slice operand is not 1-D")]
+    SliceOperandRank,
+    #[error("the Slice starts have an unknown length")]
+    SliceStarts,
+    #[error("the Slice ends are not shown to match the starts")]
+    SliceEnds,
+    #[error("Slice has more starts than dims")]
+    SliceTooManyStarts,
+    #[error("Slice steps {steps:?} are invalid")]
+    SliceSteps { steps: Vec<i64> },
+    #[error("Range delta is not shown non-zero")]
+    RangeDelta,
+    #[error("TopK k is not a single value")]
+    TopKValues,
+    #[error("TopK has no k")]
+    TopKNoK,
+    #[error("TopK k = {k} is not shown to be at most the dim {dim}")]
+    TopKTooLarge { k: i64, dim: String },
+    #[error("the indices are missing")]
+    NoIndices,
+    #[error("{op} indices '{indices}' come from data and are not shown to be in range")]
+    UnboundedIndices { op: String, indices: String },
+    #[error("{op} {indices} in [{lo}, {hi}) are not shown to be within a dim of {size}")]
+    IndicesOutOfRange {
+        op: String,
+        indices: Indices,
+        lo: i64,
+        hi: String,
+        size: String,
+    },
+    #[error("{op} indices have another rank")]
+    IndicesRank { op: String },
+    #[error("ScatterElements updates have another rank")]
+    ScatterElementsUpdatesRank,
+    #[error("{op} indices dim {dim} is not shown within the data's")]
+    IndicesDim { op: String, dim: usize },
+    #[error("{op} batch_dims is negative")]
+    NegativeBatchDims { op: String },
+    #[error("{op} indices are a scalar")]
+    ScalarIndices { op: String },
+    #[error("{op} index depth is unknown or too deep")]
+    IndexDepth { op: String },
+    #[error("{op} batch_dims exceeds the indices' rank")]
+    BatchDims { op: String },
+    #[error("ScatterND updates have the wrong rank")]
+    ScatterNdUpdatesRank,
+}
+
+type Verdict = Result<(), NotTotal>;
 
 impl<'a> Totality<'a> {
     pub(crate) fn new(model: &'a Model, facts: &'a mut GraphFacts) -> Self {
@@ -64,11 +250,10 @@ impl<'a> Totality<'a> {
     pub(crate) fn check(&mut self, node: NodeId) -> Verdict {
         let n = self.model.node(node);
         if !n.domain().is_empty() {
-            return Err(format!(
-                "{}.{} is not known to be total",
-                n.domain(),
-                n.op_type()
-            ));
+            return Err(NotTotal::OtherDomain {
+                domain: n.domain().to_owned(),
+                op: n.op_type().to_owned(),
+            });
         }
         let op = n.op_type();
         let opset = self.opset();
@@ -80,7 +265,7 @@ impl<'a> Totality<'a> {
             }
             "PRelu" => {
                 let (x, slope) = (self.shape_of(n, 0)?, self.shape_of(n, 1)?);
-                self.unidirectional(&slope, &x, "PRelu slope")
+                self.unidirectional(&slope, &x, Operand::of(n, "slope"))
             }
             "Div" | "Mod" => {
                 self.broadcasting(n)?;
@@ -104,15 +289,17 @@ impl<'a> Totality<'a> {
                 } else {
                     normalize_axis(axis, rank).is_some()
                 };
-                ok.then_some(())
-                    .ok_or_else(|| format!("{op} axis {axis} is out of range"))
+                ok.then_some(()).ok_or_else(|| NotTotal::AxisOutOfRange {
+                    op: op.to_owned(),
+                    axis,
+                })
             }
             "CumSum" => {
                 let rank = self.rank_of(n, 0)?;
-                let axis = self.constant_ints(n, 1, "CumSum axis")?;
+                let axis = self.constant_ints(n, 1, "axis")?;
                 match axis.as_slice() {
                     [a] if normalize_axis(*a, rank).is_some() => Ok(()),
-                    _ => Err("CumSum axis is out of range".into()),
+                    _ => Err(NotTotal::AxisInputOutOfRange { op: op.to_owned() }),
                 }
             }
             "Clip" => {
@@ -120,7 +307,7 @@ impl<'a> Totality<'a> {
                     if let Some(v) = self.input(n, i)
                         && self.facts.rank(v) != Some(0)
                     {
-                        return Err("Clip bound is not shown to be a scalar".into());
+                        return Err(NotTotal::ClipBound);
                     }
                 }
                 Ok(())
@@ -133,8 +320,11 @@ impl<'a> Totality<'a> {
             "ArgMax" | "ArgMin" => {
                 let shape = self.shape_of(n, 0)?;
                 let axis = self.int_attr(n, "axis").unwrap_or(0);
-                let axis = normalize_axis(axis, shape.rank())
-                    .ok_or_else(|| format!("{op} axis {axis} is out of range"))?;
+                let axis =
+                    normalize_axis(axis, shape.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+                        op: op.to_owned(),
+                        axis,
+                    })?;
                 self.nonempty(&shape, &[axis], op)
             }
             "MatMul" => self.matmul(n),
@@ -145,10 +335,14 @@ impl<'a> Totality<'a> {
                 let rank = self.rank_of(n, 0)?;
                 let axes = self
                     .axes(n, 1, 13, "axes")?
-                    .ok_or("Unsqueeze has no axes")?;
-                normalize_axes(&axes, rank + axes.len())
-                    .map(drop)
-                    .ok_or_else(|| format!("Unsqueeze axes {axes:?} are invalid"))
+                    .ok_or_else(|| NotTotal::NoAxes { op: op.to_owned() })?;
+                match normalize_axes(&axes, rank + axes.len()) {
+                    Some(_) => Ok(()),
+                    None => Err(NotTotal::InvalidAxes {
+                        op: op.to_owned(),
+                        axes,
+                    }),
+                }
             }
             "Transpose" => {
                 let rank = self.rank_of(n, 0)?;
@@ -157,7 +351,7 @@ impl<'a> Totality<'a> {
                     Some(perm) if perm.len() == rank && normalize_axes(&perm, rank).is_some() => {
                         Ok(())
                     }
-                    Some(perm) => Err(format!("Transpose perm {perm:?} is invalid")),
+                    Some(perm) => Err(NotTotal::InvalidPerm { perm }),
                 }
             }
             "Concat" => self.concat(n),
@@ -165,17 +359,17 @@ impl<'a> Totality<'a> {
             "Slice" => self.slice(n),
             "Expand" => {
                 let x = self.shape_of(n, 0)?;
-                let target = self.shape_operand(n, 1, "Expand shape")?;
-                self.broadcast_safe(&[x, target], "Expand")
+                let target = self.shape_operand(n, 1, "shape")?;
+                self.broadcast_safe(&[x, target], Operand::of(n, ""))
             }
             "Tile" => {
                 let rank = self.rank_of(n, 0)?;
-                let repeats = self.shape_operand(n, 1, "Tile repeats")?;
+                let repeats = self.shape_operand(n, 1, "repeats")?;
                 (repeats.rank() == rank)
                     .then_some(())
-                    .ok_or_else(|| "Tile repeats do not match the rank".into())
+                    .ok_or(NotTotal::TileRepeats)
             }
-            "ConstantOfShape" => self.shape_operand(n, 0, "ConstantOfShape shape").map(drop),
+            "ConstantOfShape" => self.shape_operand(n, 0, "shape").map(drop),
             "Range" => self.range(n),
             "TopK" => self.top_k(n),
             "Gather" => self.gather(n),
@@ -184,18 +378,21 @@ impl<'a> Totality<'a> {
             "LayerNormalization" => {
                 let x = self.shape_of(n, 0)?;
                 let axis = self.int_attr(n, "axis").unwrap_or(-1);
-                let axis = normalize_axis(axis, x.rank())
-                    .ok_or_else(|| format!("LayerNormalization axis {axis} is out of range"))?;
+                let axis =
+                    normalize_axis(axis, x.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+                        op: op.to_owned(),
+                        axis,
+                    })?;
                 let normalized = Shape::new(x.dims()[axis..].iter().copied());
                 for i in 1..3 {
                     if self.input(n, i).is_some() {
                         let p = self.shape_of(n, i)?;
-                        self.unidirectional(&p, &normalized, "LayerNormalization scale/bias")?;
+                        self.unidirectional(&p, &normalized, Operand::of(n, "scale/bias"))?;
                     }
                 }
                 Ok(())
             }
-            _ => Err(format!("{op} is not known to be total")),
+            _ => Err(NotTotal::UnknownOp { op: op.to_owned() }),
         }
     }
 
@@ -213,31 +410,39 @@ impl<'a> Totality<'a> {
         n.attribute(name).and_then(|a| a.proto.i)
     }
 
-    fn shape_of(&mut self, n: &Node, i: usize) -> Result<Shape, String> {
-        let v = self
-            .input(n, i)
-            .ok_or_else(|| format!("{} input {i} is missing", n.op_type()))?;
-        self.facts.shape(v).ok_or_else(|| {
-            format!(
-                "the shape of {} input {i} ('{}') is unknown",
-                n.op_type(),
-                self.name(v)
-            )
+    fn shape_of(&mut self, n: &Node, i: usize) -> Result<Shape, NotTotal> {
+        let v = self.input(n, i).ok_or_else(|| NotTotal::MissingInput {
+            op: n.op_type().to_owned(),
+            input: i,
+        })?;
+        self.facts.shape(v).ok_or_else(|| NotTotal::UnknownShape {
+            op: n.op_type().to_owned(),
+            input: i,
+            name: self.name(v).to_owned(),
         })
     }
 
-    fn rank_of(&mut self, n: &Node, i: usize) -> Result<usize, String> {
+    fn rank_of(&mut self, n: &Node, i: usize) -> Result<usize, NotTotal> {
         self.shape_of(n, i).map(|s| s.rank())
     }
 
-    fn constant_ints(&self, n: &Node, i: usize, what: &str) -> Result<Vec<i64>, String> {
+    /// The constant integers of input `i`, `part` of `n` (its `axes`, its `k`).
+    fn constant_ints(&self, n: &Node, i: usize, part: &'static str) -> Result<Vec<i64>, NotTotal> {
         self.input(n, i)
             .and_then(|v| self.facts.ints(v))
-            .ok_or_else(|| format!("{what} is computed at run time"))
+            .ok_or_else(|| NotTotal::RunTimeOperand {
+                operand: Operand::of(n, part),
+            })
     }
 
     /// Axes given as input `i` from opset `since`, else as attribute `attr`; `None`: absent.
-    fn axes(&self, n: &Node, i: usize, since: i64, attr: &str) -> Result<Option<Vec<i64>>, String> {
+    fn axes(
+        &self,
+        n: &Node,
+        i: usize,
+        since: i64,
+        attr: &str,
+    ) -> Result<Option<Vec<i64>>, NotTotal> {
         self.axes_from(n, i, self.opset() >= since, attr)
     }
 
@@ -248,13 +453,11 @@ impl<'a> Totality<'a> {
         i: usize,
         from_input: bool,
         attr: &str,
-    ) -> Result<Option<Vec<i64>>, String> {
+    ) -> Result<Option<Vec<i64>>, NotTotal> {
         if from_input {
             match self.input(n, i) {
                 None => Ok(None),
-                Some(_) => self
-                    .constant_ints(n, i, &format!("{} axes", n.op_type()))
-                    .map(Some),
+                Some(_) => self.constant_ints(n, i, "axes").map(Some),
             }
         } else {
             Ok(n.attribute(attr).map(|a| a.proto.ints.clone()))
@@ -263,16 +466,17 @@ impl<'a> Totality<'a> {
 
     /// A shape operand (Expand's target, Tile's repeats, ConstantOfShape's shape): every
     /// element must be a known non-negative value or a dim of some tensor, never data.
-    fn shape_operand(&mut self, n: &Node, i: usize, what: &str) -> Result<Shape, String> {
+    fn shape_operand(&mut self, n: &Node, i: usize, part: &'static str) -> Result<Shape, NotTotal> {
+        let operand = || Operand::of(n, part);
         let v = self
             .input(n, i)
-            .ok_or_else(|| format!("{what} is missing"))?;
+            .ok_or_else(|| NotTotal::MissingOperand { operand: operand() })?;
         let dims = self
             .facts
             .dims(v)
-            .ok_or_else(|| format!("{what} is computed from data"))?;
+            .ok_or_else(|| NotTotal::DataOperand { operand: operand() })?;
         if dims.iter().any(|d| matches!(d, Dim::Known(k) if *k < 0)) {
-            return Err(format!("{what} has a negative element"));
+            return Err(NotTotal::NegativeElement { operand: operand() });
         }
         Ok(Shape::new(dims))
     }
@@ -281,7 +485,7 @@ impl<'a> Totality<'a> {
 
     /// Numpy broadcasting of `shapes` is valid: per aligned position, every dim that is not
     /// 1 is provably the same.
-    fn broadcast_safe(&mut self, shapes: &[Shape], what: &str) -> Verdict {
+    fn broadcast_safe(&mut self, shapes: &[Shape], what: Operand) -> Verdict {
         let rank = shapes.iter().map(Shape::rank).max().unwrap_or(0);
         for pos in 0..rank {
             let mut seen: Option<Dim> = None;
@@ -297,10 +501,11 @@ impl<'a> Totality<'a> {
                     None => seen = Some(d),
                     Some(e) if self.facts.same(d, e) => {}
                     Some(e) => {
-                        let (d, e) = (self.facts.show(d), self.facts.show(e));
-                        return Err(format!(
-                            "{what}: dims {e} and {d} are not shown to broadcast"
-                        ));
+                        return Err(NotTotal::NotBroadcast {
+                            operand: what,
+                            first: self.facts.show(e),
+                            second: self.facts.show(d),
+                        });
                     }
                 }
             }
@@ -309,27 +514,33 @@ impl<'a> Totality<'a> {
     }
 
     /// `from` broadcasts to `to` without changing it (Gemm's C, PRelu's slope).
-    fn unidirectional(&mut self, from: &Shape, to: &Shape, what: &str) -> Verdict {
+    fn unidirectional(&mut self, from: &Shape, to: &Shape, what: Operand) -> Verdict {
         if from.rank() > to.rank() {
-            return Err(format!("{what} has a higher rank than its target"));
+            return Err(NotTotal::HigherRank { operand: what });
         }
         let offset = to.rank() - from.rank();
         for (i, &d) in from.dims().iter().enumerate() {
             let t = to.dims()[offset + i];
             if !(self.facts.same(d, Dim::Known(1)) || self.facts.same(d, t)) {
-                let (d, t) = (self.facts.show(d), self.facts.show(t));
-                return Err(format!("{what}: dim {d} is not shown to broadcast to {t}"));
+                return Err(NotTotal::NotBroadcastTo {
+                    operand: what,
+                    dim: self.facts.show(d),
+                    target: self.facts.show(t),
+                });
             }
         }
         Ok(())
     }
 
-    fn same_dim(&mut self, a: Dim, b: Dim, what: &str) -> Verdict {
+    fn same_dim(&mut self, a: Dim, b: Dim, what: Operand) -> Verdict {
         if self.facts.same(a, b) {
             return Ok(());
         }
-        let (a, b) = (self.facts.show(a), self.facts.show(b));
-        Err(format!("{what}: {a} and {b} are not shown equal"))
+        Err(NotTotal::NotEqual {
+            operand: what,
+            a: self.facts.show(a),
+            b: self.facts.show(b),
+        })
     }
 
     /// The dims at `axes` are known to be non-zero.
@@ -337,7 +548,12 @@ impl<'a> Totality<'a> {
         for &a in axes {
             match shape.get(a).map(|d| self.facts.syms().resolve(d)) {
                 Some(Dim::Known(k)) if k > 0 => {}
-                _ => return Err(format!("{op} may reduce an empty axis {a}")),
+                _ => {
+                    return Err(NotTotal::EmptyAxis {
+                        op: op.to_owned(),
+                        axis: a,
+                    });
+                }
             }
         }
         Ok(())
@@ -354,11 +570,9 @@ impl<'a> Totality<'a> {
             _ => self.input(n, 1).and_then(|v| self.facts.dtype(v)),
         };
         match (from, to) {
-            (Some(DataType::String), _) | (_, Some(DataType::String)) => {
-                Err("a Cast from or to string can fail on the text".into())
-            }
+            (Some(DataType::String), _) | (_, Some(DataType::String)) => Err(NotTotal::StringCast),
             (Some(_), Some(_)) => Ok(()),
-            _ => Err("the types of a Cast are unknown".into()),
+            _ => Err(NotTotal::CastTypes),
         }
     }
 
@@ -369,7 +583,7 @@ impl<'a> Totality<'a> {
                 shapes.push(self.shape_of(n, i)?);
             }
         }
-        self.broadcast_safe(&shapes, n.op_type())
+        self.broadcast_safe(&shapes, Operand::of(n, ""))
     }
 
     fn nonzero_divisor(&mut self, n: &Node) -> Verdict {
@@ -380,11 +594,12 @@ impl<'a> Totality<'a> {
         let divisor = self.input(n, 1).and_then(|v| self.facts.constant(v));
         match divisor.and_then(|c| c.to_i64s()) {
             Some(values) if !values.contains(&0) => Ok(()),
-            Some(_) => Err(format!("integer {} by a divisor that holds 0", n.op_type())),
-            None => Err(format!(
-                "integer {} by a divisor not shown to be non-zero",
-                n.op_type()
-            )),
+            Some(_) => Err(NotTotal::ZeroDivisor {
+                op: n.op_type().to_owned(),
+            }),
+            None => Err(NotTotal::Divisor {
+                op: n.op_type().to_owned(),
+            }),
         }
     }
 
@@ -396,7 +611,7 @@ impl<'a> Totality<'a> {
         let exponent = self.input(n, 1).and_then(|v| self.facts.constant(v));
         match exponent.map(|c| c.data.to_f64s()) {
             Some(values) if values.iter().all(|e| *e >= 0.0) => Ok(()),
-            _ => Err("integer Pow with an exponent not shown non-negative".into()),
+            _ => Err(NotTotal::Exponent),
         }
     }
 
@@ -405,8 +620,15 @@ impl<'a> Totality<'a> {
         let op = n.op_type();
         let shape = self.shape_of(n, 0)?;
         let axes = match self.axes_from(n, 1, axes_input, "axes")? {
-            Some(axes) if !axes.is_empty() => normalize_axes(&axes, shape.rank())
-                .ok_or_else(|| format!("{op} axes {axes:?} are invalid"))?,
+            Some(axes) if !axes.is_empty() => match normalize_axes(&axes, shape.rank()) {
+                Some(normalized) => normalized,
+                None => {
+                    return Err(NotTotal::InvalidAxes {
+                        op: op.to_owned(),
+                        axes,
+                    });
+                }
+            },
             _ => (0..shape.rank()).collect(),
         };
         // Max/Min of an empty set fails for bool in ONNX Runtime (float gives -inf/inf, ints
@@ -421,19 +643,19 @@ impl<'a> Totality<'a> {
     fn matmul(&mut self, n: &Node) -> Verdict {
         let (a, b) = (self.shape_of(n, 0)?, self.shape_of(n, 1)?);
         if a.rank() == 0 || b.rank() == 0 {
-            return Err("MatMul of a scalar".into());
+            return Err(NotTotal::ScalarMatMul);
         }
         let ka = a.dims()[a.rank() - 1];
         let kb = b.dims()[b.rank().saturating_sub(2)];
-        self.same_dim(ka, kb, "MatMul inner dims")?;
+        self.same_dim(ka, kb, Operand::of(n, "inner dims"))?;
         let batch = |s: &Shape| Shape::new(s.dims()[..s.rank().saturating_sub(2)].iter().copied());
-        self.broadcast_safe(&[batch(&a), batch(&b)], "MatMul batch dims")
+        self.broadcast_safe(&[batch(&a), batch(&b)], Operand::of(n, "batch dims"))
     }
 
     fn gemm(&mut self, n: &Node) -> Verdict {
         let (a, b) = (self.shape_of(n, 0)?, self.shape_of(n, 1)?);
         if a.rank() != 2 || b.rank() != 2 {
-            return Err("Gemm operand is not 2-D".into());
+            return Err(NotTotal::GemmRank);
         }
         let trans = |name| self.int_attr(n, name).unwrap_or(0) != 0;
         let (ta, tb) = (trans("transA"), trans("transB"));
@@ -447,10 +669,10 @@ impl<'a> Totality<'a> {
         } else {
             (b.dims()[0], b.dims()[1])
         };
-        self.same_dim(ka, kb, "Gemm inner dims")?;
+        self.same_dim(ka, kb, Operand::of(n, "inner dims"))?;
         if self.input(n, 2).is_some() {
             let c = self.shape_of(n, 2)?;
-            self.unidirectional(&c, &Shape::new([m, cols]), "Gemm C")?;
+            self.unidirectional(&c, &Shape::new([m, cols]), Operand::of(n, "C"))?;
         }
         Ok(())
     }
@@ -458,26 +680,23 @@ impl<'a> Totality<'a> {
     fn reshape(&mut self, n: &Node) -> Verdict {
         if self.opset() >= 5 {
             self.facts
-                .dims(self.input(n, 1).ok_or("Reshape has no shape")?)
-                .ok_or("the Reshape target is computed from data")?;
+                .dims(self.input(n, 1).ok_or(NotTotal::ReshapeNoShape)?)
+                .ok_or(NotTotal::ReshapeDataTarget)?;
         }
         let input = self.shape_of(n, 0)?;
         let out = n.outputs().first().copied().flatten();
         let output = out
             .and_then(|v| self.facts.shape(v))
-            .ok_or("the Reshape result shape is unknown")?;
+            .ok_or(NotTotal::ReshapeResult)?;
         let a = Monomial::of(self.facts.syms(), input.dims());
         let b = Monomial::of(self.facts.syms(), output.dims());
         if a.coefficient.is_some() && a == b {
             return Ok(());
         }
-        let (i, o) = (
-            self.facts.show_shape(&input),
-            self.facts.show_shape(&output),
-        );
-        Err(format!(
-            "Reshape {i} -> {o} is not shown to keep the element count"
-        ))
+        Err(NotTotal::ReshapeCount {
+            input: self.facts.show_shape(&input),
+            output: self.facts.show_shape(&output),
+        })
     }
 
     fn squeeze(&mut self, n: &Node) -> Verdict {
@@ -485,14 +704,18 @@ impl<'a> Totality<'a> {
         let Some(axes) = self.axes(n, 1, 13, "axes")? else {
             return Ok(());
         };
-        let axes = normalize_axes(&axes, shape.rank())
-            .ok_or_else(|| format!("Squeeze axes {axes:?} are invalid"))?;
-        for a in axes {
+        let Some(normalized) = normalize_axes(&axes, shape.rank()) else {
+            return Err(NotTotal::InvalidAxes {
+                op: n.op_type().to_owned(),
+                axes,
+            });
+        };
+        for a in normalized {
             if !self.facts.same(shape.dims()[a], Dim::Known(1)) {
-                let d = self.facts.show(shape.dims()[a]);
-                return Err(format!(
-                    "Squeeze of axis {a}, whose dim {d} is not shown to be 1"
-                ));
+                return Err(NotTotal::SqueezeDim {
+                    axis: a,
+                    dim: self.facts.show(shape.dims()[a]),
+                });
             }
         }
         Ok(())
@@ -504,17 +727,19 @@ impl<'a> Totality<'a> {
             shapes.push(self.shape_of(n, i)?);
         }
         let Some(rank) = shapes.first().map(Shape::rank) else {
-            return Err("Concat has no inputs".into());
+            return Err(NotTotal::ConcatEmpty);
         };
         let axis = self.int_attr(n, "axis").unwrap_or(0);
-        let axis = normalize_axis(axis, rank)
-            .ok_or_else(|| format!("Concat axis {axis} is out of range"))?;
+        let axis = normalize_axis(axis, rank).ok_or_else(|| NotTotal::AxisOutOfRange {
+            op: n.op_type().to_owned(),
+            axis,
+        })?;
         for s in &shapes[1..] {
             if s.rank() != rank {
-                return Err("Concat inputs of different ranks".into());
+                return Err(NotTotal::ConcatRanks);
             }
             for d in (0..rank).filter(|&d| d != axis) {
-                self.same_dim(shapes[0].dims()[d], s.dims()[d], "Concat")?;
+                self.same_dim(shapes[0].dims()[d], s.dims()[d], Operand::of(n, ""))?;
             }
         }
         Ok(())
@@ -523,12 +748,14 @@ impl<'a> Totality<'a> {
     fn split(&mut self, n: &Node) -> Verdict {
         let shape = self.shape_of(n, 0)?;
         let axis = self.int_attr(n, "axis").unwrap_or(0);
-        let axis = normalize_axis(axis, shape.rank())
-            .ok_or_else(|| format!("Split axis {axis} is out of range"))?;
+        let axis = normalize_axis(axis, shape.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+            op: n.op_type().to_owned(),
+            axis,
+        })?;
         let dim = self.facts.syms().resolve(shape.dims()[axis]);
         let parts = if self.opset() >= 13 {
             match self.input(n, 1) {
-                Some(_) => Some(self.constant_ints(n, 1, "Split sizes")?),
+                Some(_) => Some(self.constant_ints(n, 1, "sizes")?),
                 None => None,
             }
         } else {
@@ -542,11 +769,14 @@ impl<'a> Totality<'a> {
             {
                 Ok(())
             }
-            (None, Dim::Known(d)) if self.int_attr(n, "num_outputs").is_some() => (d >= outputs)
-                .then_some(())
-                .ok_or_else(|| format!("Split of {d} elements into {outputs} outputs")),
+            (None, Dim::Known(d)) if self.int_attr(n, "num_outputs").is_some() => {
+                (d >= outputs).then_some(()).ok_or(NotTotal::SplitOutputs {
+                    elements: d,
+                    outputs,
+                })
+            }
             (None, Dim::Known(d)) if outputs > 0 && d % outputs == 0 => Ok(()),
-            _ => Err("Split sizes are not shown to match the split dim".into()),
+            _ => Err(NotTotal::SplitSizes),
         }
     }
 
@@ -556,44 +786,47 @@ impl<'a> Totality<'a> {
         if self.opset() < 10 {
             return Ok(());
         }
-        let len = |this: &mut Self, i: usize| -> Result<Option<i64>, String> {
+        let len = |this: &mut Self, i: usize| -> Result<Option<i64>, NotTotal> {
             match this.input(n, i) {
                 None => Ok(None),
                 Some(_) => {
                     let s = this.shape_of(n, i)?;
                     match s.dims() {
                         [d] => Ok(this.facts.syms().resolve(*d).known()),
-                        _ => Err("a Slice operand is not 1-D".into()),
+                        _ => Err(NotTotal::SliceOperandRank),
                     }
                 }
             }
         };
-        let starts = len(self, 1)?.ok_or("the Slice starts have an unknown length")?;
+        let starts = len(self, 1)?.ok_or(NotTotal::SliceStarts)?;
         if len(self, 2)? != Some(starts) {
-            return Err("the Slice ends are not shown to match the starts".into());
+            return Err(NotTotal::SliceEnds);
         }
         if self.input(n, 3).is_some() {
-            let axes = self.constant_ints(n, 3, "Slice axes")?;
+            let axes = self.constant_ints(n, 3, "axes")?;
             if axes.len() as i64 != starts || normalize_axes(&axes, rank).is_none() {
-                return Err(format!("Slice axes {axes:?} are invalid"));
+                return Err(NotTotal::InvalidAxes {
+                    op: n.op_type().to_owned(),
+                    axes,
+                });
             }
         } else if starts > rank as i64 {
-            return Err("Slice has more starts than dims".into());
+            return Err(NotTotal::SliceTooManyStarts);
         }
         if self.input(n, 4).is_some() {
-            let steps = self.constant_ints(n, 4, "Slice steps")?;
+            let steps = self.constant_ints(n, 4, "steps")?;
             if steps.len() as i64 != starts || steps.contains(&0) {
-                return Err(format!("Slice steps {steps:?} are invalid"));
+                return Err(NotTotal::SliceSteps { steps });
             }
         }
         Ok(())
     }
 
     fn range(&mut self, n: &Node) -> Verdict {
-        for (i, what) in [(0, "start"), (1, "limit"), (2, "delta")] {
-            let v = self
-                .input(n, i)
-                .ok_or_else(|| format!("Range {what} is missing"))?;
+        for (i, part) in [(0, "start"), (1, "limit"), (2, "delta")] {
+            let v = self.input(n, i).ok_or_else(|| NotTotal::MissingOperand {
+                operand: Operand::of(n, part),
+            })?;
             let dims = self.facts.dims(v);
             let is_dim_scalar = matches!(dims.as_deref(), Some([_]));
             let is_float_constant = self
@@ -601,41 +834,45 @@ impl<'a> Totality<'a> {
                 .constant(v)
                 .is_some_and(|c| c.len() == 1 && is_float(c.dtype));
             if !(is_dim_scalar || is_float_constant) {
-                return Err(format!("Range {what} is computed from data"));
+                return Err(NotTotal::DataOperand {
+                    operand: Operand::of(n, part),
+                });
             }
         }
         let delta = self.input(n, 2).and_then(|v| self.facts.constant(v));
         match delta.map(|c| c.data.to_f64s()) {
             Some(d) if d.len() == 1 && d[0] != 0.0 && d[0].is_finite() => Ok(()),
-            _ => Err("Range delta is not shown non-zero".into()),
+            _ => Err(NotTotal::RangeDelta),
         }
     }
 
     fn top_k(&mut self, n: &Node) -> Verdict {
         let shape = self.shape_of(n, 0)?;
         let axis = self.int_attr(n, "axis").unwrap_or(-1);
-        let axis = normalize_axis(axis, shape.rank())
-            .ok_or_else(|| format!("TopK axis {axis} is out of range"))?;
+        let axis = normalize_axis(axis, shape.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+            op: n.op_type().to_owned(),
+            axis,
+        })?;
         let k = if self.opset() >= 10 {
-            match self.constant_ints(n, 1, "TopK k")?.as_slice() {
+            match self.constant_ints(n, 1, "k")?.as_slice() {
                 [k] => *k,
-                _ => return Err("TopK k is not a single value".into()),
+                _ => return Err(NotTotal::TopKValues),
             }
         } else {
-            self.int_attr(n, "k").ok_or("TopK has no k")?
+            self.int_attr(n, "k").ok_or(NotTotal::TopKNoK)?
         };
         if k >= 0 && self.facts.at_most(Dim::Known(k), shape.dims()[axis]) {
             return Ok(());
         }
-        let d = self.facts.show(shape.dims()[axis]);
-        Err(format!(
-            "TopK k = {k} is not shown to be at most the dim {d}"
-        ))
+        Err(NotTotal::TopKTooLarge {
+            k,
+            dim: self.facts.show(shape.dims()[axis]),
+        })
     }
 
     /// The indices of `n` (input `i`), in one interval.
-    fn uniform_indices(&mut self, n: &Node, i: usize) -> Result<Interval, String> {
-        let v = self.input(n, i).ok_or("the indices are missing")?;
+    fn uniform_indices(&mut self, n: &Node, i: usize) -> Result<Interval, NotTotal> {
+        let v = self.input(n, i).ok_or(NotTotal::NoIndices)?;
         let b = self
             .bounds
             .of(self.model, self.facts, v)
@@ -643,33 +880,35 @@ impl<'a> Totality<'a> {
         b.uniform(self.facts).ok_or_else(|| self.unbounded(n, v))
     }
 
-    fn unbounded(&self, n: &Node, indices: ValueId) -> String {
-        format!(
-            "{} indices '{}' come from data and are not shown to be in range",
-            n.op_type(),
-            self.name(indices)
-        )
+    fn unbounded(&self, n: &Node, indices: ValueId) -> NotTotal {
+        NotTotal::UnboundedIndices {
+            op: n.op_type().to_owned(),
+            indices: self.name(indices).to_owned(),
+        }
     }
 
-    fn in_range(&mut self, iv: Interval, size: Dim, n: &Node, what: &str) -> Verdict {
+    fn in_range(&mut self, iv: Interval, size: Dim, n: &Node, indices: Indices) -> Verdict {
         if within(self.facts, iv, size) {
             return Ok(());
         }
-        let (hi, size) = (self.facts.show(iv.hi), self.facts.show(size));
-        Err(format!(
-            "{} {what} in [{}, {hi}) are not shown to be within a dim of {size}",
-            n.op_type(),
-            iv.lo
-        ))
+        Err(NotTotal::IndicesOutOfRange {
+            op: n.op_type().to_owned(),
+            indices,
+            lo: iv.lo,
+            hi: self.facts.show(iv.hi),
+            size: self.facts.show(size),
+        })
     }
 
     fn gather(&mut self, n: &Node) -> Verdict {
         let data = self.shape_of(n, 0)?;
         let axis = self.int_attr(n, "axis").unwrap_or(0);
-        let axis = normalize_axis(axis, data.rank())
-            .ok_or_else(|| format!("Gather axis {axis} is out of range"))?;
+        let axis = normalize_axis(axis, data.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+            op: n.op_type().to_owned(),
+            axis,
+        })?;
         let iv = self.uniform_indices(n, 1)?;
-        self.in_range(iv, data.dims()[axis], n, "indices")
+        self.in_range(iv, data.dims()[axis], n, Indices::All)
     }
 
     /// GatherElements(data, indices) and ScatterElements(data, indices, updates).
@@ -677,34 +916,38 @@ impl<'a> Totality<'a> {
         let data = self.shape_of(n, 0)?;
         let indices = self.shape_of(n, 1)?;
         let axis = self.int_attr(n, "axis").unwrap_or(0);
-        let axis = normalize_axis(axis, data.rank())
-            .ok_or_else(|| format!("{} axis {axis} is out of range", n.op_type()))?;
+        let axis = normalize_axis(axis, data.rank()).ok_or_else(|| NotTotal::AxisOutOfRange {
+            op: n.op_type().to_owned(),
+            axis,
+        })?;
         if indices.rank() != data.rank() {
-            return Err(format!("{} indices have another rank", n.op_type()));
+            return Err(NotTotal::IndicesRank {
+                op: n.op_type().to_owned(),
+            });
         }
         if n.op_type() == "ScatterElements" {
             let updates = self.shape_of(n, 2)?;
             if updates.rank() != indices.rank() {
-                return Err("ScatterElements updates have another rank".into());
+                return Err(NotTotal::ScatterElementsUpdatesRank);
             }
             for d in 0..indices.rank() {
                 self.same_dim(
                     indices.dims()[d],
                     updates.dims()[d],
-                    "ScatterElements updates",
+                    Operand::of(n, "updates"),
                 )?;
             }
         }
         for d in (0..data.rank()).filter(|&d| d != axis) {
             if !self.facts.at_most(indices.dims()[d], data.dims()[d]) {
-                return Err(format!(
-                    "{} indices dim {d} is not shown within the data's",
-                    n.op_type()
-                ));
+                return Err(NotTotal::IndicesDim {
+                    op: n.op_type().to_owned(),
+                    dim: d,
+                });
             }
         }
         let iv = self.uniform_indices(n, 1)?;
-        self.in_range(iv, data.dims()[axis], n, "indices")
+        self.in_range(iv, data.dims()[axis], n, Indices::All)
     }
 
     /// GatherND(data, indices) and ScatterND(data, indices, updates): column `j` of the
@@ -714,23 +957,23 @@ impl<'a> Totality<'a> {
         let data = self.shape_of(n, 0)?;
         let indices = self.shape_of(n, 1)?;
         let batch = usize::try_from(self.int_attr(n, "batch_dims").unwrap_or(0))
-            .map_err(|_| format!("{op} batch_dims is negative"))?;
+            .map_err(|_| NotTotal::NegativeBatchDims { op: op.to_owned() })?;
         let last = indices
             .rank()
             .checked_sub(1)
-            .ok_or_else(|| format!("{op} indices are a scalar"))?;
+            .ok_or_else(|| NotTotal::ScalarIndices { op: op.to_owned() })?;
         let q = match self.facts.syms().resolve(indices.dims()[last]) {
             Dim::Known(q) if q >= 1 && batch + (q as usize) <= data.rank() => q as usize,
-            _ => return Err(format!("{op} index depth is unknown or too deep")),
+            _ => return Err(NotTotal::IndexDepth { op: op.to_owned() }),
         };
         if batch > last {
-            return Err(format!("{op} batch_dims exceeds the indices' rank"));
+            return Err(NotTotal::BatchDims { op: op.to_owned() });
         }
         for b in 0..batch {
             self.same_dim(
                 indices.dims()[b],
                 data.dims()[b],
-                &format!("{op} batch dims"),
+                Operand::of(n, "batch dims"),
             )?;
         }
         if op == "ScatterND" {
@@ -741,13 +984,13 @@ impl<'a> Totality<'a> {
                 .copied()
                 .collect();
             if updates.rank() != want.len() {
-                return Err("ScatterND updates have the wrong rank".into());
+                return Err(NotTotal::ScatterNdUpdatesRank);
             }
             for (u, w) in updates.dims().iter().zip(want) {
-                self.same_dim(*u, w, "ScatterND updates")?;
+                self.same_dim(*u, w, Operand::of(n, "updates"))?;
             }
         }
-        let v = self.input(n, 1).ok_or("the indices are missing")?;
+        let v = self.input(n, 1).ok_or(NotTotal::NoIndices)?;
         let bounds = self
             .bounds
             .of(self.model, self.facts, v)
@@ -756,7 +999,7 @@ impl<'a> Totality<'a> {
             let iv = bounds
                 .at(last, j, self.facts)
                 .ok_or_else(|| self.unbounded(n, v))?;
-            self.in_range(iv, data.dims()[batch + j], n, &format!("index column {j}"))?;
+            self.in_range(iv, data.dims()[batch + j], n, Indices::Column(j))?;
         }
         Ok(())
     }

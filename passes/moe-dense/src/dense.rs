@@ -25,6 +25,34 @@ use crate::expert::{Arg, Program, Step};
 use crate::graph::visible;
 use crate::tensor::{ConstExpr, HostTensor, scalar};
 
+/// Why a layer's dense form cannot be written; `role` names the constant as its initializer
+/// would have been named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EmitError {
+    #[error("the data of constant {role} could not be read")]
+    UnreadableConstant { role: String },
+    #[error("the layer computes in a non-float type")]
+    NonFloatLayer,
+    #[error("the routing weights are not a float type")]
+    NonFloatWeights,
+    #[error("fill value")]
+    FillValue,
+    #[error("program without output")]
+    NoProgramOutput,
+    #[error("no experts")]
+    NoExperts,
+    #[error("programs differ")]
+    ProgramsDiffer,
+    #[error("constant data unreadable")]
+    UnreadableData,
+    #[error("constants of different shapes")]
+    ConstantShapes,
+    #[error("a constant does not broadcast over tokens")]
+    ConstantBroadcast,
+    #[error("Clip bounds differ between experts")]
+    ClipBounds,
+}
+
 /// Adds nodes and constants to one graph, named after the layer.
 pub(crate) struct Emitter<'a> {
     pub model: &'a mut Model,
@@ -122,7 +150,7 @@ impl<'a> Emitter<'a> {
 
     /// The value of a constant expression: the graph's own value when it is one this graph
     /// can read, else a new initializer.
-    fn const_expr(&mut self, c: &ConstExpr, role: &str) -> Result<ValueId, String> {
+    fn const_expr(&mut self, c: &ConstExpr, role: &str) -> Result<ValueId, EmitError> {
         if let ConstExpr::Value(v) = c
             && visible(self.model, self.model.value(*v).graph(), self.graph)
         {
@@ -133,14 +161,16 @@ impl<'a> Emitter<'a> {
         }
         let data = c
             .eval(self.model)
-            .ok_or_else(|| format!("the data of constant {role} could not be read"))?;
+            .ok_or_else(|| EmitError::UnreadableConstant {
+                role: role.to_owned(),
+            })?;
         let id = self.constant(role, data.to_proto());
         self.consts.insert(c.clone(), id);
         Ok(id)
     }
 
-    fn scalar(&mut self, dtype: DataType, v: f64, role: &str) -> Result<ValueId, String> {
-        let c = scalar(dtype, v).ok_or("the layer computes in a non-float type")?;
+    fn scalar(&mut self, dtype: DataType, v: f64, role: &str) -> Result<ValueId, EmitError> {
+        let c = scalar(dtype, v).ok_or(EmitError::NonFloatLayer)?;
         self.const_expr(&c, role)
     }
 }
@@ -154,7 +184,7 @@ pub(crate) struct Plan<'p> {
 }
 
 /// Emits the dense form of `plan.layer` and returns the value that replaces its output.
-pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, String> {
+pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, EmitError> {
     let layer = plan.layer;
     let experts = layer.experts;
     // Tokens as [T, H]; com.microsoft.MoE also takes [B, S, H].
@@ -234,22 +264,28 @@ pub(crate) fn emit(em: &mut Emitter<'_>, plan: &Plan<'_>) -> Result<ValueId, Str
     let wt = layer.weights_dtype;
     let zero_w = scalar(wt, 0.0)
         .and_then(|c| c.eval(em.model))
-        .ok_or("the routing weights are not a float type")?;
+        .ok_or(EmitError::NonFloatWeights)?;
     let one_w = scalar(wt, 1.0)
         .and_then(|c| c.eval(em.model))
-        .ok_or("the routing weights are not a float type")?;
+        .ok_or(EmitError::NonFloatWeights)?;
     let as_fill = |t: HostTensor| t.with_dims(&[1]).map(|t| t.to_proto());
     let zeros = em.one(
         "ConstantOfShape",
         "gate_zeros",
         &[Some(gate_shape)],
-        vec![attr::tensor("value", as_fill(zero_w).ok_or("fill value")?)],
+        vec![attr::tensor(
+            "value",
+            as_fill(zero_w).ok_or(EmitError::FillValue)?,
+        )],
     );
     let ones = em.one(
         "ConstantOfShape",
         "ids_ones",
         &[Some(shape_ids)],
-        vec![attr::tensor("value", as_fill(one_w).ok_or("fill value")?)],
+        vec![attr::tensor(
+            "value",
+            as_fill(one_w).ok_or(EmitError::FillValue)?,
+        )],
     );
     let mut gate = em.one(
         "ScatterElements",
@@ -367,7 +403,7 @@ fn program_values(
     tokens: ValueId,
     program: &Program,
     role: &str,
-) -> Result<ValueId, String> {
+) -> Result<ValueId, EmitError> {
     let mut values: Vec<ValueId> = Vec::with_capacity(program.steps.len());
     let mut linears = 0;
     for (i, step) in program.steps.iter().enumerate() {
@@ -415,7 +451,7 @@ fn program_values(
     values
         .get(program.output)
         .copied()
-        .ok_or_else(|| "program without output".into())
+        .ok_or(EmitError::NoProgramOutput)
 }
 
 fn slice(em: &mut Emitter<'_>, x: ValueId, start: i64, end: i64, step: i64, role: &str) -> ValueId {
@@ -435,36 +471,36 @@ fn stacked_program(
     em: &mut Emitter<'_>,
     tokens: ValueId,
     programs: &[&Program],
-) -> Result<ValueId, String> {
-    let first = programs.first().ok_or("no experts")?;
+) -> Result<ValueId, EmitError> {
+    let first = programs.first().ok_or(EmitError::NoExperts)?;
     let mut values: Vec<ValueId> = Vec::with_capacity(first.steps.len());
     let mut linears = 0;
     let stacked = |em: &mut Emitter<'_>,
                    pick: &dyn Fn(&Program) -> Option<ConstExpr>,
                    role: &str,
                    weight: bool|
-     -> Result<ValueId, String> {
+     -> Result<ValueId, EmitError> {
         let consts: Vec<ConstExpr> = programs
             .iter()
-            .map(|p| pick(p).ok_or("programs differ"))
+            .map(|p| pick(p).ok_or(EmitError::ProgramsDiffer))
             .collect::<Result<_, _>>()?;
         if !weight && consts.windows(2).all(|w| w[0] == w[1]) {
             return em.const_expr(&consts[0], role);
         }
         let data: Vec<HostTensor> = consts
             .iter()
-            .map(|c| c.eval(em.model).ok_or("constant data unreadable"))
+            .map(|c| c.eval(em.model).ok_or(EmitError::UnreadableData))
             .collect::<Result<_, _>>()?;
         if !weight && data.windows(2).all(|w| w[0] == w[1]) {
             return em.const_expr(&consts[0], role);
         }
-        let mut all = HostTensor::stack(&data).ok_or("constants of different shapes")?;
+        let mut all = HostTensor::stack(&data).ok_or(EmitError::ConstantShapes)?;
         if !weight {
             // [E, ...] → [E, 1, F]: one row per expert, broadcast over tokens.
             let width = data[0].dims.last().copied().unwrap_or(1);
             all = all
                 .with_dims(&[programs.len() as i64, 1, width])
-                .ok_or("a constant does not broadcast over tokens")?;
+                .ok_or(EmitError::ConstantBroadcast)?;
         }
         let name = format!("{}/{role}", em.prefix);
         let name = em.names.value(&name);
@@ -513,7 +549,7 @@ fn stacked_program(
                                     .initializer()
                                     .is_some_and(|t| t.dims.len() > 1)
                             {
-                                return Err("Clip bounds differ between experts".into());
+                                return Err(EmitError::ClipBounds);
                             }
                             Some(v)
                         }
@@ -538,5 +574,5 @@ fn stacked_program(
     values
         .get(first.output)
         .copied()
-        .ok_or_else(|| "program without output".into())
+        .ok_or(EmitError::NoProgramOutput)
 }

@@ -17,6 +17,56 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::graph::{Scope, input, int_attr, ints_attr};
 use crate::tensor::ConstExpr;
 
+/// Why an expert's computation is not read as a per-token program. `at` names where reading
+/// stopped: the node, or the value in quotes when no node computes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ExpertError {
+    #[error("the expert's output does not depend on its tokens")]
+    OutputIgnoresTokens,
+    #[error("the expert reads no token rows")]
+    NoTokenRows,
+    #[error("{at} was expected to depend on the tokens")]
+    ExpectedTokens { at: String },
+    #[error("the expert body is deeper than the pass follows")]
+    TooDeep,
+    #[error("'{value}' is neither a constant nor computed from the tokens")]
+    Unknown { value: String },
+    #[error("{at} is not an operation the pass can run on every token")]
+    Unsupported { at: String },
+    #[error("{op} without input")]
+    NoInput { op: &'static str },
+    #[error("a constant has no shape")]
+    ShapelessConstant,
+    #[error(
+        "{at} combines the tokens with a constant of shape {dims:?}, which does not broadcast over tokens"
+    )]
+    ConstantBroadcast { at: String, dims: Vec<i64> },
+    #[error("unusable Split axis")]
+    SplitAxis,
+    #[error("{at} splits another axis than the features")]
+    SplitsOtherAxis { at: String },
+    #[error("no slot")]
+    NoSlot,
+    #[error("{at}: part widths unknown")]
+    PartWidths { at: String },
+    #[error("{at}: part width unknown")]
+    PartWidth { at: String },
+    #[error("missing weight")]
+    MissingWeight,
+    #[error("{at} multiplies the tokens by a weight that is not a constant")]
+    WeightNotConstant { at: String },
+    #[error("{at} multiplies the tokens by a weight of shape {dims:?}, not a matrix")]
+    WeightNotMatrix { at: String, dims: Option<Vec<i64>> },
+    #[error("{at} has transA, alpha or beta the pass does not fold")]
+    GemmAttributes { at: String },
+    #[error("{at}: the bias is not a constant")]
+    BiasNotConstant { at: String },
+    #[error("{at}: a bias of shape {dims:?} does not broadcast over tokens")]
+    BiasBroadcast { at: String, dims: Vec<i64> },
+    #[error("{at} is not a constant slice of the features")]
+    NotFeatureSlice { at: String },
+}
+
 /// An operand of a step: an earlier step's result, a constant, or a missing optional input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Arg {
@@ -330,13 +380,13 @@ impl<'a, 'm> Interpreter<'a, 'm> {
     }
 
     /// The program computing `output` from the token rows.
-    pub(crate) fn program(mut self, output: ValueId) -> Result<Reading, String> {
+    pub(crate) fn program(mut self, output: ValueId) -> Result<Reading, ExpertError> {
         let arg = self.arg(output, 0)?;
         let Arg::Step(out) = arg else {
-            return Err("the expert's output does not depend on its tokens".into());
+            return Err(ExpertError::OutputIgnoresTokens);
         };
         if self.input.is_none() {
-            return Err("the expert reads no token rows".into());
+            return Err(ExpertError::NoTokenRows);
         }
         Ok(Reading {
             program: Program {
@@ -361,19 +411,18 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         }
     }
 
-    fn step_arg(&mut self, value: ValueId, depth: usize) -> Result<usize, String> {
+    fn step_arg(&mut self, value: ValueId, depth: usize) -> Result<usize, ExpertError> {
         match self.arg(value, depth)? {
             Arg::Step(s) => Ok(s),
-            _ => Err(format!(
-                "{} was expected to depend on the tokens",
-                self.describe(value)
-            )),
+            _ => Err(ExpertError::ExpectedTokens {
+                at: self.describe(value),
+            }),
         }
     }
 
-    fn arg(&mut self, value: ValueId, depth: usize) -> Result<Arg, String> {
+    fn arg(&mut self, value: ValueId, depth: usize) -> Result<Arg, ExpertError> {
         if depth > MAX_DEPTH {
-            return Err("the expert body is deeper than the pass follows".into());
+            return Err(ExpertError::TooDeep);
         }
         if let Some(a) = self.memo.get(&value) {
             return Ok(a.clone());
@@ -383,7 +432,7 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         Ok(a)
     }
 
-    fn arg_uncached(&mut self, value: ValueId, depth: usize) -> Result<Arg, String> {
+    fn arg_uncached(&mut self, value: ValueId, depth: usize) -> Result<Arg, ExpertError> {
         if row_source(self.scope, value) == self.tokens && self.scope.facts.rank(value) == Some(2) {
             self.rows.push(value);
             if let Some(i) = self.input {
@@ -402,16 +451,12 @@ impl<'a, 'm> Interpreter<'a, 'm> {
             return Ok(Arg::Const(c));
         }
         let Some(node) = self.scope.producer(value) else {
-            return Err(format!(
-                "'{}' is neither a constant nor computed from the tokens",
-                self.scope.model.value(value).name()
-            ));
+            return Err(ExpertError::Unknown {
+                value: self.scope.model.value(value).name().to_owned(),
+            });
         };
-        let unsupported_why = format!(
-            "{} is not an operation the pass can run on every token",
-            self.describe(value)
-        );
-        let unsupported = || Err(unsupported_why.clone());
+        let at = self.describe(value);
+        let unsupported = || Err(ExpertError::Unsupported { at: at.clone() });
         if !node.domain().is_empty() {
             return unsupported();
         }
@@ -419,9 +464,13 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         let operand = |i: usize| input(node, i);
         let d = depth + 1;
         match op {
-            "Identity" => self.arg(operand(0).ok_or("Identity without input")?, d),
+            "Identity" => self.arg(
+                operand(0).ok_or(ExpertError::NoInput { op: "Identity" })?,
+                d,
+            ),
             "MatMul" => {
-                let x = self.step_arg(operand(0).ok_or("MatMul without input")?, d)?;
+                let x =
+                    self.step_arg(operand(0).ok_or(ExpertError::NoInput { op: "MatMul" })?, d)?;
                 let w = self.constant_matrix(operand(1), value)?;
                 Ok(self.push(Step::Linear { x, w }))
             }
@@ -442,7 +491,9 @@ impl<'a, 'm> Interpreter<'a, 'm> {
                 }
                 for a in &args {
                     if let Arg::Const(c) = a {
-                        let dims = c.dims(self.scope.model).ok_or("a constant has no shape")?;
+                        let dims = c
+                            .dims(self.scope.model)
+                            .ok_or(ExpertError::ShapelessConstant)?;
                         let scalar_only = op == "Clip";
                         let rows_broadcast = match dims.len() {
                             0 => true,
@@ -451,10 +502,10 @@ impl<'a, 'm> Interpreter<'a, 'm> {
                             _ => false,
                         };
                         if !rows_broadcast {
-                            return Err(format!(
-                                "{} combines the tokens with a constant of shape {dims:?}, which does not broadcast over tokens",
-                                self.describe(value)
-                            ));
+                            return Err(ExpertError::ConstantBroadcast {
+                                at: at.clone(),
+                                dims,
+                            });
                         }
                     }
                 }
@@ -465,26 +516,23 @@ impl<'a, 'm> Interpreter<'a, 'm> {
                 }))
             }
             "Split" => {
-                let x = operand(0).ok_or("Split without input")?;
-                let axis = int_attr(node, "axis", 0).ok_or("unusable Split axis")?;
+                let x = operand(0).ok_or(ExpertError::NoInput { op: "Split" })?;
+                let axis = int_attr(node, "axis", 0).ok_or(ExpertError::SplitAxis)?;
                 if self.scope.facts.rank(x) != Some(2) || !(axis == 1 || axis == -1) {
-                    return Err(format!(
-                        "{} splits another axis than the features",
-                        self.describe(value)
-                    ));
+                    return Err(ExpertError::SplitsOtherAxis { at });
                 }
-                let slot = self.scope.output_index(value).ok_or("no slot")? as usize;
+                let slot = self.scope.output_index(value).ok_or(ExpertError::NoSlot)? as usize;
                 let mut start = 0;
                 for earlier in &node.outputs()[..slot] {
                     start += earlier
                         .and_then(|v| self.scope.facts.known_dim(v, -1))
-                        .ok_or_else(|| format!("{}: part widths unknown", self.describe(value)))?;
+                        .ok_or_else(|| ExpertError::PartWidths { at: at.clone() })?;
                 }
                 let width = self
                     .scope
                     .facts
                     .known_dim(value, -1)
-                    .ok_or_else(|| format!("{}: part width unknown", self.describe(value)))?;
+                    .ok_or_else(|| ExpertError::PartWidth { at: at.clone() })?;
                 let x = self.step_arg(x, d)?;
                 Ok(self.push(Step::Slice {
                     x,
@@ -495,7 +543,7 @@ impl<'a, 'm> Interpreter<'a, 'm> {
             }
             "Slice" => self.slice(node, value, d),
             "Reshape" => {
-                let x = operand(0).ok_or("Reshape without input")?;
+                let x = operand(0).ok_or(ExpertError::NoInput { op: "Reshape" })?;
                 let target = operand(1).and_then(|s| self.scope.facts.ints(s));
                 let width = self.scope.facts.known_dim(x, -1);
                 match (target.as_deref(), width, self.scope.facts.rank(x)) {
@@ -518,20 +566,21 @@ impl<'a, 'm> Interpreter<'a, 'm> {
     }
 
     /// A constant `[in, out]` matrix operand.
-    fn constant_matrix(&mut self, w: Option<ValueId>, at: ValueId) -> Result<ConstExpr, String> {
-        let w = w.ok_or("missing weight")?;
-        let c = ConstExpr::of(self.scope, w).ok_or_else(|| {
-            format!(
-                "{} multiplies the tokens by a weight that is not a constant",
-                self.describe(at)
-            )
+    fn constant_matrix(
+        &mut self,
+        w: Option<ValueId>,
+        at: ValueId,
+    ) -> Result<ConstExpr, ExpertError> {
+        let w = w.ok_or(ExpertError::MissingWeight)?;
+        let c = ConstExpr::of(self.scope, w).ok_or_else(|| ExpertError::WeightNotConstant {
+            at: self.describe(at),
         })?;
         match c.dims(self.scope.model) {
             Some(d) if d.len() == 2 => Ok(c),
-            other => Err(format!(
-                "{} multiplies the tokens by a weight of shape {other:?}, not a matrix",
-                self.describe(at)
-            )),
+            dims => Err(ExpertError::WeightNotMatrix {
+                at: self.describe(at),
+                dims,
+            }),
         }
     }
 
@@ -540,18 +589,20 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         node: &onnx_rewrite_ir::Node,
         value: ValueId,
         d: usize,
-    ) -> Result<Arg, String> {
+    ) -> Result<Arg, ExpertError> {
         let trans_a = int_attr(node, "transA", 0);
         let trans_b = int_attr(node, "transB", 0);
         let alpha = crate::graph::float_attr(node, "alpha", 1.0);
         let beta = crate::graph::float_attr(node, "beta", 1.0);
         if trans_a != Some(0) || alpha != Some(1.0) || beta != Some(1.0) || trans_b.is_none() {
-            return Err(format!(
-                "{} has transA, alpha or beta the pass does not fold",
-                self.describe(value)
-            ));
+            return Err(ExpertError::GemmAttributes {
+                at: self.describe(value),
+            });
         }
-        let x = self.step_arg(input(node, 0).ok_or("Gemm without input")?, d)?;
+        let x = self.step_arg(
+            input(node, 0).ok_or(ExpertError::NoInput { op: "Gemm" })?,
+            d,
+        )?;
         let mut w = self.constant_matrix(input(node, 1), value)?;
         if trans_b == Some(1) {
             w = w.transposed();
@@ -560,14 +611,15 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         let Some(c) = input(node, 2) else {
             return Ok(linear);
         };
-        let bias = ConstExpr::of(self.scope, c)
-            .ok_or_else(|| format!("{}: the bias is not a constant", self.describe(value)))?;
+        let bias = ConstExpr::of(self.scope, c).ok_or_else(|| ExpertError::BiasNotConstant {
+            at: self.describe(value),
+        })?;
         let dims = bias.dims(self.scope.model).unwrap_or_default();
         if dims.len() > 2 || (dims.len() == 2 && dims[0] != 1) {
-            return Err(format!(
-                "{}: a bias of shape {dims:?} does not broadcast over tokens",
-                self.describe(value)
-            ));
+            return Err(ExpertError::BiasBroadcast {
+                at: self.describe(value),
+                dims,
+            });
         }
         Ok(self.push(Step::Elementwise {
             op: "Add".into(),
@@ -581,16 +633,13 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         node: &onnx_rewrite_ir::Node,
         value: ValueId,
         d: usize,
-    ) -> Result<Arg, String> {
-        let x = input(node, 0).ok_or("Slice without input")?;
+    ) -> Result<Arg, ExpertError> {
+        let x = input(node, 0).ok_or(ExpertError::NoInput { op: "Slice" })?;
         let consts: Vec<Option<Vec<i64>>> = (1..5)
             .map(|i| input(node, i).and_then(|v| self.scope.facts.ints(v)))
             .collect();
-        let bad_why = format!(
-            "{} is not a constant slice of the features",
-            self.describe(value)
-        );
-        let bad = || bad_why.clone();
+        let at = self.describe(value);
+        let bad = || ExpertError::NotFeatureSlice { at: at.clone() };
         let (Some(starts), Some(ends)) = (&consts[0], &consts[1]) else {
             return Err(bad());
         };
@@ -660,7 +709,7 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         squeeze: &onnx_rewrite_ir::Node,
         value: ValueId,
         d: usize,
-    ) -> Option<Result<Arg, String>> {
+    ) -> Option<Result<Arg, ExpertError>> {
         let axes = |s: &mut Self, n: &onnx_rewrite_ir::Node| {
             input(n, 1)
                 .and_then(|a| s.scope.facts.ints(a))
@@ -710,7 +759,7 @@ impl<'a, 'm> Interpreter<'a, 'm> {
         concat: &onnx_rewrite_ir::Node,
         _value: ValueId,
         d: usize,
-    ) -> Option<Result<Arg, String>> {
+    ) -> Option<Result<Arg, ExpertError>> {
         let dispatch = self.dispatch?;
         if int_attr(concat, "axis", 0) != Some(0)
             || i64::try_from(concat.inputs().len()).ok()? != dispatch.experts

@@ -27,7 +27,7 @@ mod tensor;
 use std::time::Instant;
 
 use onnx_rewrite_ir::edit::{self, Names, Transaction};
-use onnx_rewrite_ir::{GraphId, Model, NodeId};
+use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId};
 use onnx_rewrite_pass::describe_graph;
 use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
 use rustc_hash::FxHashMap as HashMap;
@@ -72,7 +72,8 @@ pub enum MoeError {
         experts: i64,
         present: Vec<usize>,
         missing: Vec<usize>,
-        why: String,
+        // Boxed: the refusal is rare, and every `Result` of the pass carries its size.
+        why: Box<RebuildError>,
     },
     /// A baked trace only the dense form repairs, over the FLOPs limit: leaving it as it is
     /// would leave a wrong model.
@@ -89,6 +90,43 @@ pub enum MoeError {
     BadRatio(String),
     #[error("{graph}: {node} is on a cycle")]
     Cycle { graph: String, node: String },
+}
+
+/// Why the experts a baked trace dropped cannot be rebuilt from the graph; `expert` is the
+/// first expert the graph computes, the template of the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildError {
+    #[error("no expert is computed at all")]
+    NoExpert,
+    #[error("no template")]
+    NoTemplate,
+    #[error(
+        "expert {expert}'s weights are its own initializers, not slices of [{experts}, ...] stacks"
+    )]
+    OwnWeights { expert: usize, experts: i64 },
+    /// `lead` is the stack's leading dim, when known.
+    #[error(
+        "expert {expert} reads slice {index} of a stack of {lead:?}, not slice {expert} of {experts} experts"
+    )]
+    OtherSlice {
+        expert: usize,
+        index: i64,
+        lead: Option<i64>,
+        experts: i64,
+    },
+    #[error("experts {expert} and {other} do not read their weights the same way")]
+    ReadDifferently { expert: usize, other: usize },
+}
+
+/// Why a layer's rewrite failed; the model is left as it was.
+#[derive(Debug, thiserror::Error)]
+enum RewriteError {
+    #[error(transparent)]
+    Emit(#[from] dense::EmitError),
+    #[error(transparent)]
+    Invariant(#[from] InvariantError),
+    #[error("{node} is on a cycle")]
+    Cycle { node: String },
 }
 
 /// Several refusals (one per baked layer) in one message; nothing is written.
@@ -192,38 +230,43 @@ fn is_per_expert_if(model: &Model, node: NodeId) -> bool {
 /// every constant slice of a kept expert must be `W[e]` of an `[E, ...]` stack at its own
 /// index `e`, and the kept experts must agree on how they read them. Returns the rebuilt
 /// experts, or why it cannot.
-fn rebuild_missing(layer: &mut Layer, model: &Model) -> Result<Vec<usize>, String> {
+fn rebuild_missing(layer: &mut Layer, model: &Model) -> Result<Vec<usize>, RebuildError> {
     let (present, missing) = layer.present_and_missing();
     let Some(&first) = present.first() else {
-        return Err("no expert is computed at all".into());
+        return Err(RebuildError::NoExpert);
     };
-    let template = layer.programs[first].clone().ok_or("no template")?;
+    let template = layer.programs[first]
+        .clone()
+        .ok_or(RebuildError::NoTemplate)?;
     let e0 = first as i64;
     for w in template.weights() {
         let slices = w.expert_slices();
         if slices.is_empty() {
-            return Err(format!(
-                "expert {first}'s weights are its own initializers, not slices of [{}, ...] stacks",
-                layer.experts
-            ));
+            return Err(RebuildError::OwnWeights {
+                expert: first,
+                experts: layer.experts,
+            });
         }
     }
     for c in template.constants() {
         for (stack, index) in c.expert_slices() {
             let lead = stack.dims(model).and_then(|d| d.first().copied());
             if lead != Some(layer.experts) || index != e0 {
-                return Err(format!(
-                    "expert {first} reads slice {index} of a stack of {lead:?}, not slice {first} of {} experts",
-                    layer.experts
-                ));
+                return Err(RebuildError::OtherSlice {
+                    expert: first,
+                    index,
+                    lead,
+                    experts: layer.experts,
+                });
             }
         }
     }
     for &p in &present[1..] {
         if layer.programs[p].as_ref() != Some(&template.reindexed(e0, p as i64)) {
-            return Err(format!(
-                "experts {first} and {p} do not read their weights the same way"
-            ));
+            return Err(RebuildError::ReadDifferently {
+                expert: first,
+                other: p,
+            });
         }
     }
     for &m in &missing {
@@ -234,8 +277,28 @@ fn rebuild_missing(layer: &mut Layer, model: &Model) -> Result<Vec<usize>, Strin
 
 /// What the pass will do with one layer.
 enum Decision {
-    Rewrite { stack: bool },
-    Decline(String),
+    Rewrite {
+        stack: bool,
+    },
+    Decline(LayerDecline),
+    /// A baked trace that cannot be rebuilt: the pass refuses the model.
+    Refuse,
+}
+
+/// Why a layer is left as it is.
+#[derive(Debug, thiserror::Error)]
+enum LayerDecline {
+    #[error("the model imports opset {opset}; the dense form needs opset 13 or later")]
+    Opset { opset: i64 },
+    #[error(
+        "the dense form would run {ratio:.3} times the sparse expert FLOPs ({experts} experts, top-{top_k}), over --{MAX_RATIO_FLAG} {max_ratio}"
+    )]
+    OverBudget {
+        ratio: f64,
+        experts: i64,
+        top_k: i64,
+        max_ratio: f64,
+    },
 }
 
 impl Pass for MoeDensePass {
@@ -330,23 +393,23 @@ impl Pass for MoeDensePass {
                                 experts: layer.experts,
                                 present,
                                 missing,
-                                why,
+                                why: Box::new(why),
                             });
                             rs.push(Vec::new());
-                            ds.push(Decision::Decline(String::new()));
+                            ds.push(Decision::Refuse);
                             continue;
                         }
                     }
                 }
                 let decision = if opset < 13 {
-                    Decision::Decline(format!(
-                        "the model imports opset {opset}; the dense form needs opset 13 or later"
-                    ))
+                    Decision::Decline(LayerDecline::Opset { opset })
                 } else if ratio > max_ratio {
-                    let why = format!(
-                        "the dense form would run {ratio:.3} times the sparse expert FLOPs ({} experts, top-{}), over --{MAX_RATIO_FLAG} {max_ratio}",
-                        layer.experts, layer.top_k
-                    );
+                    let why = LayerDecline::OverBudget {
+                        ratio,
+                        experts: layer.experts,
+                        top_k: layer.top_k,
+                        max_ratio,
+                    };
                     if !repaired.is_empty() {
                         refusals.push(MoeError::BakedOverBudget {
                             layer: layer.name(model),
@@ -392,7 +455,7 @@ impl Pass for MoeDensePass {
                     graph_label.clone(),
                     model.describe_node(r.node),
                     "moe-dense",
-                    r.reason.clone(),
+                    r.reason.to_string(),
                 );
             }
             if f.per_expert_ifs > 0 {
@@ -405,9 +468,11 @@ impl Pass for MoeDensePass {
                 let name = layer.name(model);
                 let stack = match &decisions[fi][li] {
                     Decision::Decline(why) => {
-                        report.decline_at(graph_label.clone(), name, "moe-dense", why.clone());
+                        report.decline_at(graph_label.clone(), name, "moe-dense", why.to_string());
                         continue;
                     }
+                    // Unreached: a refusal returns before anything is edited.
+                    Decision::Refuse => continue,
                     Decision::Rewrite { stack } => *stack,
                 };
                 let programs: Vec<&expert::Program> = layer.programs.iter().flatten().collect();
@@ -449,7 +514,9 @@ impl Pass for MoeDensePass {
                             "flops_ratio": layer.experts as f64 / layer.top_k as f64,
                         }));
                     }
-                    Err(why) => report.decline_at(graph_label.clone(), name, "moe-dense", why),
+                    Err(why) => {
+                        report.decline_at(graph_label.clone(), name, "moe-dense", why.to_string())
+                    }
                 }
             }
         }
@@ -482,7 +549,7 @@ fn rewrite_layer(
     layer: &Layer,
     programs: Vec<&expert::Program>,
     stack: bool,
-) -> Result<(), String> {
+) -> Result<(), RewriteError> {
     let anchor = model.node(layer.anchor);
     let label = match anchor.name() {
         "" => anchor
@@ -505,11 +572,13 @@ fn rewrite_layer(
         let mut em = dense::Emitter::new(&mut tx, graph, names, prefix);
         dense::emit(&mut em, &plan)?
     };
-    edit::reroute(&mut tx, names, layer.output, out).map_err(|e| e.to_string())?;
-    edit::sweep(&mut tx, &[layer.output]).map_err(|e| e.to_string())?;
+    edit::reroute(&mut tx, names, layer.output, out)?;
+    edit::sweep(&mut tx, &[layer.output])?;
     let order = tx
         .topological_order(graph)
-        .map_err(|n| format!("{} is on a cycle", tx.describe_node(n)))?;
-    tx.set_node_order(graph, order).map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
+        .map_err(|n| RewriteError::Cycle {
+            node: tx.describe_node(n),
+        })?;
+    tx.set_node_order(graph, order)?;
+    Ok(tx.commit()?)
 }

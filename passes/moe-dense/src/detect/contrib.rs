@@ -15,6 +15,67 @@ use crate::expert::{Arg, Program, Step};
 use crate::graph::{Scope, float_attr, input, int_attr, output, string_attr};
 use crate::tensor::{ConstExpr, scalar};
 
+/// Why a `com.microsoft.MoE` node is not expanded. `stack` is the weight input as the op's
+/// schema names it, `attribute` the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ContribError {
+    #[error("quantized com.microsoft.QMoE is not expanded (its weights are packed integers)")]
+    Quantized,
+    #[error("MoE without {input}")]
+    MissingInput { input: &'static str },
+    #[error("MoE without output")]
+    MissingOutput,
+    #[error("unusable {attribute}")]
+    Unusable { attribute: &'static str },
+    #[error("use_sparse_mixer (Phi-3.5-MoE's two-round routing) is not expanded")]
+    SparseMixer,
+    #[error("the input's type is unknown")]
+    InputType,
+    #[error("the input's rank is unknown")]
+    InputRankUnknown,
+    #[error("input of rank {rank}, not [tokens, hidden] or [batch, seq, hidden]")]
+    InputRank { rank: usize },
+    #[error("the hidden size is unknown")]
+    Hidden,
+    #[error("the number of experts (router_probs' last dim) is unknown")]
+    Experts,
+    #[error(
+        "router_probs says {experts} experts, more than the {} the pass expands",
+        super::MAX_EXPERTS
+    )]
+    TooManyExperts { experts: i64 },
+    #[error("router_probs is not [tokens, {experts}] or k={k} is out of range")]
+    Routing { experts: i64, k: i64 },
+    #[error("input {input} of the MoE node is not a constant")]
+    NotConstant { input: usize },
+    #[error("no {stack} weights")]
+    NoWeights { stack: &'static str },
+    #[error("a weight stack does not hold {experts} experts")]
+    StackExperts { experts: i64 },
+    #[error("a weight stack has no shape")]
+    StackShape,
+    #[error("{stack} has shape {dims:?}, not [experts, out, in]")]
+    StackRank { stack: &'static str, dims: Vec<i64> },
+    #[error("{stack} of shape {dims:?} takes neither {width_in} inputs per row nor per column")]
+    StackWidth {
+        stack: &'static str,
+        dims: Vec<i64>,
+        width_in: i64,
+    },
+    #[error(
+        "activation_type '{activation}' is not expanded (onnxruntime's CPU and CUDA kernels compute GELU differently)"
+    )]
+    Activation { activation: String },
+    #[error("the input type is not a float type")]
+    NotFloat,
+    #[error("swiglu with swiglu_fusion=0 needs fc3")]
+    SwigluWithoutFc3,
+    #[error("swiglu_fusion={fusion} is not 0, 1 or 2")]
+    SwigluFusion { fusion: i64 },
+    #[error("the logits' type is unknown")]
+    LogitsType,
+}
+
 /// Every `com.microsoft.MoE` node of the graph.
 pub(crate) fn detect(scope: &mut Scope<'_>) -> (Vec<Layer>, Vec<Rejected>) {
     let mut layers = Vec::new();
@@ -28,15 +89,16 @@ pub(crate) fn detect(scope: &mut Scope<'_>) -> (Vec<Layer>, Vec<Rejected>) {
         if n.op_type() == "QMoE" {
             rejected.push(Rejected {
                 node,
-                reason:
-                    "quantized com.microsoft.QMoE is not expanded (its weights are packed integers)"
-                        .into(),
+                reason: ContribError::Quantized.into(),
             });
             continue;
         }
         match read(scope, node) {
             Ok(layer) => layers.push(layer),
-            Err(reason) => rejected.push(Rejected { node, reason }),
+            Err(reason) => rejected.push(Rejected {
+                node,
+                reason: reason.into(),
+            }),
         }
     }
     (layers, rejected)
@@ -56,14 +118,12 @@ fn orient(
     scope: &Scope<'_>,
     stack: &ConstExpr,
     width_in: i64,
-    what: &str,
+    what: &'static str,
     notes: &mut Vec<String>,
-) -> Result<(Layout, i64), String> {
-    let dims = stack
-        .dims(scope.model)
-        .ok_or("a weight stack has no shape")?;
+) -> Result<(Layout, i64), ContribError> {
+    let dims = stack.dims(scope.model).ok_or(ContribError::StackShape)?;
     let [_, a, b] = dims.as_slice() else {
-        return Err(format!("{what} has shape {dims:?}, not [experts, out, in]"));
+        return Err(ContribError::StackRank { stack: what, dims });
     };
     match (*b == width_in, *a == width_in) {
         (true, true) => {
@@ -77,9 +137,11 @@ fn orient(
             notes.push(format!("{what} is in the ORT <= 1.22 layout [in, out]"));
             Ok((Layout::InOut, *b))
         }
-        (false, false) => Err(format!(
-            "{what} of shape {dims:?} takes neither {width_in} inputs per row nor per column"
-        )),
+        (false, false) => Err(ContribError::StackWidth {
+            stack: what,
+            dims,
+            width_in,
+        }),
     }
 }
 
@@ -126,62 +188,55 @@ impl Builder {
     }
 }
 
-fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
+fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, ContribError> {
     let n = scope.model.node(node);
-    let x = input(n, 0).ok_or("MoE without input")?;
-    let logits = input(n, 1).ok_or("MoE without router_probs")?;
-    let out = output(n, 0).ok_or("MoE without output")?;
-    let k = int_attr(n, "k", 1).ok_or("unusable k")?;
+    let unusable = |attribute| ContribError::Unusable { attribute };
+    let x = input(n, 0).ok_or(ContribError::MissingInput { input: "input" })?;
+    let logits = input(n, 1).ok_or(ContribError::MissingInput {
+        input: "router_probs",
+    })?;
+    let out = output(n, 0).ok_or(ContribError::MissingOutput)?;
+    let k = int_attr(n, "k", 1).ok_or_else(|| unusable("k"))?;
     let normalize = int_attr(n, "normalize_routing_weights", 0)
-        .ok_or("unusable normalize_routing_weights")?
+        .ok_or_else(|| unusable("normalize_routing_weights"))?
         != 0;
     if int_attr(n, "use_sparse_mixer", 0) != Some(0) {
-        return Err("use_sparse_mixer (Phi-3.5-MoE's two-round routing) is not expanded".into());
+        return Err(ContribError::SparseMixer);
     }
     let activation = string_attr(n, "activation_type").unwrap_or_else(|| "relu".into());
-    let dtype = scope.facts.dtype(x).ok_or("the input's type is unknown")?;
-    let rank = scope.facts.rank(x).ok_or("the input's rank is unknown")?;
+    let dtype = scope.facts.dtype(x).ok_or(ContribError::InputType)?;
+    let rank = scope.facts.rank(x).ok_or(ContribError::InputRankUnknown)?;
     if !(rank == 2 || rank == 3) {
-        return Err(format!(
-            "input of rank {rank}, not [tokens, hidden] or [batch, seq, hidden]"
-        ));
+        return Err(ContribError::InputRank { rank });
     }
-    let hidden = scope
-        .facts
-        .known_dim(x, -1)
-        .ok_or("the hidden size is unknown")?;
+    let hidden = scope.facts.known_dim(x, -1).ok_or(ContribError::Hidden)?;
     let experts = scope
         .facts
         .known_dim(logits, -1)
-        .ok_or("the number of experts (router_probs' last dim) is unknown")?;
+        .ok_or(ContribError::Experts)?;
     if experts > super::MAX_EXPERTS {
-        return Err(format!(
-            "router_probs says {experts} experts, more than the {} the pass expands",
-            super::MAX_EXPERTS
-        ));
+        return Err(ContribError::TooManyExperts { experts });
     }
     if scope.facts.rank(logits) != Some(2) || !(1..=experts).contains(&k) {
-        return Err(format!(
-            "router_probs is not [tokens, {experts}] or k={k} is out of range"
-        ));
+        return Err(ContribError::Routing { experts, k });
     }
-    let stack = |scope: &mut Scope<'_>, i: usize| -> Result<Option<ConstExpr>, String> {
+    let stack = |scope: &mut Scope<'_>, i: usize| -> Result<Option<ConstExpr>, ContribError> {
         match input(scope.model.node(node), i) {
             None => Ok(None),
             Some(v) => ConstExpr::of(scope, v)
                 .map(Some)
-                .ok_or_else(|| format!("input {i} of the MoE node is not a constant")),
+                .ok_or(ContribError::NotConstant { input: i }),
         }
     };
-    let fc1 = stack(scope, 2)?.ok_or("no fc1 weights")?;
+    let fc1 = stack(scope, 2)?.ok_or(ContribError::NoWeights { stack: "fc1" })?;
     let fc1_b = stack(scope, 3)?;
-    let fc2 = stack(scope, 4)?.ok_or("no fc2 weights")?;
+    let fc2 = stack(scope, 4)?.ok_or(ContribError::NoWeights { stack: "fc2" })?;
     let fc2_b = stack(scope, 5)?;
     let fc3 = stack(scope, 6)?;
     let fc3_b = stack(scope, 7)?;
     for s in [Some(&fc1), Some(&fc2), fc3.as_ref()].into_iter().flatten() {
         if s.dims(scope.model).and_then(|d| d.first().copied()) != Some(experts) {
-            return Err(format!("a weight stack does not hold {experts} experts"));
+            return Err(ContribError::StackExperts { experts });
         }
     }
     let mut notes = Vec::new();
@@ -191,28 +246,29 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
         None => None,
     };
     let swiglu = activation == "swiglu";
-    let fusion = int_attr(n, "swiglu_fusion", 0).ok_or("unusable swiglu_fusion")?;
+    let fusion = int_attr(n, "swiglu_fusion", 0).ok_or_else(|| unusable("swiglu_fusion"))?;
     let inter = if swiglu && fusion != 0 {
         width1 / 2
     } else {
         width1
     };
     let (l2, _) = orient(scope, &fc2, inter, "fc2_experts_weights", &mut notes)?;
-    let alpha =
-        f64::from(float_attr(n, "activation_alpha", 1.0).ok_or("unusable activation_alpha")?);
-    let beta = f64::from(float_attr(n, "activation_beta", 0.0).ok_or("unusable activation_beta")?);
+    let alpha = f64::from(
+        float_attr(n, "activation_alpha", 1.0).ok_or_else(|| unusable("activation_alpha"))?,
+    );
+    let beta = f64::from(
+        float_attr(n, "activation_beta", 0.0).ok_or_else(|| unusable("activation_beta"))?,
+    );
     let limit = match n.attribute("swiglu_limit") {
         None => None,
         Some(_) => Some(f64::from(
-            float_attr(n, "swiglu_limit", 0.0).ok_or("unusable swiglu_limit")?,
+            float_attr(n, "swiglu_limit", 0.0).ok_or_else(|| unusable("swiglu_limit"))?,
         )),
     };
     if !matches!(activation.as_str(), "relu" | "silu" | "identity" | "swiglu") {
-        return Err(format!(
-            "activation_type '{activation}' is not expanded (onnxruntime's CPU and CUDA kernels compute GELU differently)"
-        ));
+        return Err(ContribError::Activation { activation });
     }
-    let c = |v: f64| scalar(dtype, v).ok_or("the input type is not a float type");
+    let c = |v: f64| scalar(dtype, v).ok_or(ContribError::NotFloat);
     let mut programs = Vec::with_capacity(experts as usize);
     for e in 0..experts {
         let mut b = Builder(Vec::new());
@@ -225,7 +281,7 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
         let act = if swiglu {
             let (g, l) = match (fusion, up) {
                 (0, Some(up)) => (u, up),
-                (0, None) => return Err("swiglu with swiglu_fusion=0 needs fc3".into()),
+                (0, None) => return Err(ContribError::SwigluWithoutFc3),
                 (1, _) => (
                     b.push(Step::Slice {
                         x: u,
@@ -254,7 +310,7 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
                         step: 1,
                     }),
                 ),
-                _ => return Err(format!("swiglu_fusion={fusion} is not 0, 1 or 2")),
+                _ => return Err(ContribError::SwigluFusion { fusion }),
             };
             let (g, l) = match limit {
                 Some(lim) => (
@@ -294,10 +350,7 @@ fn read(scope: &mut Scope<'_>, node: NodeId) -> Result<Layer, String> {
             output: y,
         }));
     }
-    let weights_dtype = scope
-        .facts
-        .dtype(logits)
-        .ok_or("the logits' type is unknown")?;
+    let weights_dtype = scope.facts.dtype(logits).ok_or(ContribError::LogitsType)?;
     Ok(Layer {
         anchor: node,
         form: Form::Contrib,

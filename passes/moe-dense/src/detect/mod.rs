@@ -161,5 +161,16 @@ impl Layer {
 #[derive(Clone, Debug)]
 pub(crate) struct Rejected {
     pub node: NodeId,
-    pub reason: String,
+    pub reason: Rejection,
+}
+
+/// Why a recognised layer is not rewritten, as the detector that found it says.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Rejection {
+    #[error(transparent)]
+    Chain(#[from] scatter::ChainError),
+    #[error(transparent)]
+    Pairs(#[from] pairs::PairError),
+    #[error(transparent)]
+    Contrib(#[from] contrib::ContribError),
 }

@@ -11,8 +11,25 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::routing::{Router, weights_source};
 use super::{Form, Layer, Rejected, Routing};
-use crate::expert::{Dispatch, Interpreter, Program};
+use crate::expert::{Dispatch, ExpertError, Interpreter, Program};
 use crate::graph::{Scope, input, int_attr, ints_attr, output};
+
+/// Why a pair layout is not read as a MoE layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PairError {
+    #[error("expert {expert}: {reason}")]
+    Expert { expert: i64, reason: ExpertError },
+    #[error("no reshape")]
+    NoReshape,
+    #[error("the pair sum runs over {slots:?} slots, the router picks {k}")]
+    Slots { slots: Option<i64>, k: i64 },
+    #[error("no routing weights")]
+    NoRoutingWeights,
+    #[error("the layer's output type is unknown")]
+    OutputType,
+    #[error("the routing weights' type is unknown")]
+    WeightsType,
+}
 
 /// Every pair-layout layer of the graph.
 pub(crate) fn detect(
@@ -40,7 +57,7 @@ pub(crate) fn detect(
             Ok(None) => {}
             Err(reason) => rejected.push(Rejected {
                 node: router.topk,
-                reason,
+                reason: reason.into(),
             }),
         }
     }
@@ -107,7 +124,7 @@ fn read(
     body: ValueId,
     factor: ValueId,
     router: Router,
-) -> Result<Option<Layer>, String> {
+) -> Result<Option<Layer>, PairError> {
     let Some(tokens) = router.tokens(scope) else {
         return Ok(None);
     };
@@ -124,7 +141,7 @@ fn read(
             Ok(r) => r,
             // Not a per-expert computation at all: not a MoE layer, nothing to say.
             Err(_) if e == 0 => return Ok(None),
-            Err(reason) => return Err(format!("expert {e}: {reason}")),
+            Err(reason) => return Err(PairError::Expert { expert: e, reason }),
         };
         if reading.gathers + reading.segments == 0 {
             // Rows that no routing decision reaches: a plain weighted sum, not experts.
@@ -142,23 +159,14 @@ fn read(
     let reshaped = scope
         .producer(sum)
         .and_then(|n| input(n, 0))
-        .ok_or("no reshape")?;
-    if scope.facts.known_dim(reshaped, 1) != Some(router.k) {
-        return Err(format!(
-            "the pair sum runs over {:?} slots, the router picks {}",
-            scope.facts.known_dim(reshaped, 1),
-            router.k
-        ));
+        .ok_or(PairError::NoReshape)?;
+    let slots = scope.facts.known_dim(reshaped, 1);
+    if slots != Some(router.k) {
+        return Err(PairError::Slots { slots, k: router.k });
     }
-    let weights = weights_source(scope, factor, &router).ok_or("no routing weights")?;
-    let dtype = scope
-        .facts
-        .dtype(sum)
-        .ok_or("the layer's output type is unknown")?;
-    let weights_dtype = scope
-        .facts
-        .dtype(weights)
-        .ok_or("the routing weights' type is unknown")?;
+    let weights = weights_source(scope, factor, &router).ok_or(PairError::NoRoutingWeights)?;
+    let dtype = scope.facts.dtype(sum).ok_or(PairError::OutputType)?;
+    let weights_dtype = scope.facts.dtype(weights).ok_or(PairError::WeightsType)?;
     Ok(Some(Layer {
         anchor: router.topk,
         form,

@@ -7,7 +7,7 @@ use rustc_hash::FxHashSet as HashSet;
 
 use super::routing::{Router, weights_source};
 use super::{Form, Layer, Rejected, Routing};
-use crate::expert::{Interpreter, Program, row_source};
+use crate::expert::{ExpertError, Interpreter, Program, row_source};
 use crate::graph::{Scope, input, int_attr, output, string_attr};
 
 /// One accumulation step: `out = acc + scatter(indices, updates)`.
@@ -130,6 +130,54 @@ fn expert_of(scope: &mut Scope<'_>, indices: ValueId) -> Option<(NodeId, Router,
     None
 }
 
+/// Why an accumulation step is not read as one expert's weighted output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error("its scatter indices do not come from NonZero(Equal(top-k ids, e))")]
+    NotRouted,
+    #[error("NonZero has no output")]
+    NonZeroOutput,
+    #[error("its update is not an expert output times a routing weight")]
+    NotWeighted,
+    #[error("Mul without input")]
+    MulInput,
+    #[error("neither factor of its update is the routing weight of its tokens")]
+    NoRoutingWeight,
+    #[error("no gather of token rows by its selection")]
+    NoTokenGather,
+    #[error(transparent)]
+    Expert(#[from] ExpertError),
+    #[error("its expert reads token rows that its selection did not pick")]
+    UnselectedRows,
+}
+
+/// Why an accumulator chain is not read as a MoE layer; `step` counts from the first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ChainError {
+    #[error("accumulation step {step}: {reason}")]
+    Step { step: usize, reason: StepError },
+    #[error("accumulation step {step} follows another router")]
+    OtherRouter { step: usize },
+    #[error("accumulation step {step} reads other tokens or routing weights than step 0")]
+    OtherTokens { step: usize },
+    #[error("step {step} serves expert {expert} of {experts}")]
+    ExpertOutOfRange {
+        step: usize,
+        expert: i64,
+        experts: i64,
+    },
+    #[error("expert {expert} is accumulated twice")]
+    Twice { expert: usize },
+    #[error("empty chain")]
+    Empty,
+    #[error("the layer's output type is unknown")]
+    OutputType,
+    #[error("the routing weights' type is unknown")]
+    WeightsType,
+    #[error("the token matrix is not [tokens, hidden]")]
+    TokensRank,
+}
+
 /// One step read as an expert: which expert, the router, its tokens, weights and program.
 struct StepReading {
     expert: i64,
@@ -139,10 +187,9 @@ struct StepReading {
     program: Program,
 }
 
-fn read_step(scope: &mut Scope<'_>, u: &Update) -> Result<StepReading, String> {
-    let (nonzero, router, expert) = expert_of(scope, u.indices)
-        .ok_or("its scatter indices do not come from NonZero(Equal(top-k ids, e))")?;
-    let selected = output(scope.model.node(nonzero), 0).ok_or("NonZero has no output")?;
+fn read_step(scope: &mut Scope<'_>, u: &Update) -> Result<StepReading, StepError> {
+    let (nonzero, router, expert) = expert_of(scope, u.indices).ok_or(StepError::NotRouted)?;
+    let selected = output(scope.model.node(nonzero), 0).ok_or(StepError::NonZeroOutput)?;
     // The contribution: expert output times the routing weight, maybe broadcast to shape.
     let mut contribution = u.updates;
     for _ in 0..8 {
@@ -166,10 +213,10 @@ fn read_step(scope: &mut Scope<'_>, u: &Update) -> Result<StepReading, String> {
     }
     let mul = scope
         .op(contribution, "Mul")
-        .ok_or("its update is not an expert output times a routing weight")?;
+        .ok_or(StepError::NotWeighted)?;
     let (a, b) = (
-        input(mul, 0).ok_or("Mul without input")?,
-        input(mul, 1).ok_or("Mul without input")?,
+        input(mul, 0).ok_or(StepError::MulInput)?,
+        input(mul, 1).ok_or(StepError::MulInput)?,
     );
     let (body, weights) = [(a, b), (b, a)]
         .into_iter()
@@ -177,7 +224,7 @@ fn read_step(scope: &mut Scope<'_>, u: &Update) -> Result<StepReading, String> {
             let w = weights_source(scope, factor, &router)?;
             scope.depends_on(factor, selected).then_some((body, w))
         })
-        .ok_or("neither factor of its update is the routing weight of its tokens")?;
+        .ok_or(StepError::NoRoutingWeight)?;
     // The token matrix: the data of the row gather that the selection drives.
     let gathers = scope.ancestor_nodes(body, &|n| {
         matches!(n.op_type(), "Gather" | "GatherND") && n.domain().is_empty()
@@ -196,11 +243,11 @@ fn read_step(scope: &mut Scope<'_>, u: &Update) -> Result<StepReading, String> {
             }
         }
     }
-    let tokens = tokens.ok_or("no gather of token rows by its selection")?;
+    let tokens = tokens.ok_or(StepError::NoTokenGather)?;
     let reading = Interpreter::new(scope, tokens, None).program(body)?;
     let program = reading.program;
     if reading.rows.iter().any(|r| !scope.depends_on(*r, selected)) {
-        return Err("its expert reads token rows that its selection did not pick".into());
+        return Err(StepError::UnselectedRows);
     }
     Ok(StepReading {
         expert,
@@ -225,7 +272,7 @@ pub(crate) fn detect(scope: &mut Scope<'_>) -> (Vec<Layer>, Vec<Rejected>) {
             Ok(layer) => layers.push(layer),
             Err(reason) => rejected.push(Rejected {
                 node: router.topk,
-                reason,
+                reason: reason.into(),
             }),
         }
     }
@@ -237,48 +284,44 @@ fn read_chain(
     steps: &[Update],
     start: ValueId,
     router: Router,
-) -> Result<Layer, String> {
+) -> Result<Layer, ChainError> {
     let mut programs: Vec<Option<Program>> = vec![None; router.experts as usize];
     let mut tokens = None;
     let mut weights = None;
     let mut form = Form::ScatterNd;
     for (i, u) in steps.iter().enumerate() {
-        let r = read_step(scope, u).map_err(|e| format!("accumulation step {i}: {e}"))?;
+        let r = read_step(scope, u).map_err(|reason| ChainError::Step { step: i, reason })?;
         if r.router != router {
-            return Err(format!("accumulation step {i} follows another router"));
+            return Err(ChainError::OtherRouter { step: i });
         }
         if tokens.is_some_and(|t| t != r.tokens) || weights.is_some_and(|w| w != r.weights) {
-            return Err(format!(
-                "accumulation step {i} reads other tokens or routing weights than step 0"
-            ));
+            return Err(ChainError::OtherTokens { step: i });
         }
         tokens = Some(r.tokens);
         weights = Some(r.weights);
         let slot = usize::try_from(r.expert)
             .ok()
             .filter(|e| *e < programs.len())
-            .ok_or_else(|| format!("step {i} serves expert {} of {}", r.expert, router.experts))?;
+            .ok_or(ChainError::ExpertOutOfRange {
+                step: i,
+                expert: r.expert,
+                experts: router.experts,
+            })?;
         if programs[slot].is_some() {
-            return Err(format!("expert {slot} is accumulated twice"));
+            return Err(ChainError::Twice { expert: slot });
         }
         programs[slot] = Some(r.program);
         if u.form == Form::LoweredIf || form != Form::LoweredIf {
             form = u.form;
         }
     }
-    let tokens = tokens.ok_or("empty chain")?;
-    let weights = weights.ok_or("empty chain")?;
-    let output = steps.last().ok_or("empty chain")?.out;
-    let dtype = scope
-        .facts
-        .dtype(output)
-        .ok_or("the layer's output type is unknown")?;
-    let weights_dtype = scope
-        .facts
-        .dtype(weights)
-        .ok_or("the routing weights' type is unknown")?;
+    let tokens = tokens.ok_or(ChainError::Empty)?;
+    let weights = weights.ok_or(ChainError::Empty)?;
+    let output = steps.last().ok_or(ChainError::Empty)?.out;
+    let dtype = scope.facts.dtype(output).ok_or(ChainError::OutputType)?;
+    let weights_dtype = scope.facts.dtype(weights).ok_or(ChainError::WeightsType)?;
     if scope.facts.rank(tokens) != Some(2) {
-        return Err("the token matrix is not [tokens, hidden]".into());
+        return Err(ChainError::TokensRank);
     }
     let hidden = scope.facts.known_dim(tokens, -1);
     Ok(Layer {
