@@ -24,9 +24,9 @@ pub use onnx_rewrite_egraph as egraph;
 pub use onnx_rewrite_egraph::pass::{
     Pass, PassContext, PassError, PassOption, PassOptions, PassReport,
 };
-/// The CUDA placement and Memcpy predictor (`onnx-rewrite analyze`).
-pub use onnx_rewrite_hoist_scalars::placement;
 pub use onnx_rewrite_ir as ir;
+/// The CUDA placement and Memcpy predictor (`onnx-rewrite analyze`).
+pub use onnx_rewrite_placement as placement;
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;
 pub use pipeline::{Pipeline, PipelineError, PipelineReport};
