@@ -1,5 +1,5 @@
 //! `onnx-rewrite analyze IN --ep cuda [--ort-version X] [--json]`: ONNX Runtime's predicted
-//! placement and Memcpy nodes, without a GPU.
+//! placement and Memcpy nodes, without a GPU (the predictor of crate `onnx-rewrite-placement`).
 //!
 //! What the prediction encodes:
 //! - **ORT version**: the rules of onnxruntime 1.32.0, the pinned release
@@ -17,7 +17,8 @@
 //!   lists what is not modelled (`placement::NOT_MODELLED`).
 //! - **No GPU measurement yet**: the predictor has not been checked against onnxruntime-gpu;
 //!   `tools/memcpy/gpu_ground_truth.sh` records the fixtures that the ignored tests in
-//!   `passes/hoist-scalars/tests/ground_truth.rs` compare against.
+//!   `passes/hoist-scalars/tests/ground_truth.rs` compare against (they stay with the pass:
+//!   one compares the pass's output too).
 //!
 //! Output: one line per predicted Memcpy node with the tensor that crosses, why, the host-side
 //! chain that produced it and its device readers; `--json` writes the same as an object.

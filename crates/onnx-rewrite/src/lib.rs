@@ -22,14 +22,14 @@ use std::path::Path;
 
 pub use onnx_rewrite_egraph as egraph;
 pub use onnx_rewrite_facts as facts;
-/// The CUDA placement and Memcpy predictor (`onnx-rewrite analyze`).
-pub use onnx_rewrite_hoist_scalars::placement;
 pub use onnx_rewrite_ir as ir;
 pub use onnx_rewrite_pass as pass;
 pub use onnx_rewrite_pass::{
     Pass, PassContext, PassError, PassOption, PassOptions, PassReport, Pipeline, PipelineError,
     PipelineReport, Registry,
 };
+/// The CUDA placement and Memcpy predictor (`onnx-rewrite analyze`).
+pub use onnx_rewrite_placement as placement;
 pub use onnx_rewrite_proto as proto;
 pub use onnx_rewrite_text as text;
 pub use registry::{pipeline, registry};

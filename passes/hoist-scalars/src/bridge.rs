@@ -19,9 +19,9 @@ use onnx_rewrite_ir::edit::{Names, Op, attr};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, NodeId, ValueId};
 use onnx_rewrite_proto::AttributeProto;
 
-use crate::ort::memory;
-use crate::placement::sim::{Kind, V};
-use crate::placement::{CpuReason, GraphPlacement, MemcpyKind, Placement};
+use onnx_rewrite_ort_kernels::memory;
+use onnx_rewrite_placement::sim::{Kind, V};
+use onnx_rewrite_placement::{CpuReason, GraphPlacement, MemcpyKind, Placement};
 
 /// Elements of the largest integer tensor bridged (one `Range` per element).
 const MAX_BRIDGED_ELEMENTS: i64 = 8;

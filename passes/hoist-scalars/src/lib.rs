@@ -1,5 +1,6 @@
 //! The `hoist-scalars` pass: shape and scalar arithmetic rewritten so that ONNX Runtime's CUDA
-//! EP needs as few Memcpy nodes as possible, and the predictor behind `onnx-rewrite analyze`.
+//! EP needs as few Memcpy nodes as possible, as the placement predictor
+//! (`onnx-rewrite-placement`, also behind `onnx-rewrite analyze`) counts them.
 //!
 //! ORT's CUDA EP runs `Shape`'s output, and everything computed only from it, on the CPU; a
 //! value from that CPU island that a CUDA kernel reads as data (an attention scale, a mask
@@ -15,15 +16,14 @@
 //!    form exists (`SplitToSequence` pieces as `Slice`s, [`rules::sequences`]; `Equal-19` as
 //!    comparisons, [`rules::kernel_gaps`]);
 //! 4. **bridges** the dynamic scalars that still cross with a copy-free `Range`
-//!    ([`bridge`]), checked with the predictor ([`placement`]): a graph where that does not
-//!    lower the predicted count is left as step 3 made it.
+//!    ([`bridge`]), checked with the predictor ([`onnx_rewrite_placement`]): a graph where that
+//!    does not lower the predicted count is left as step 3 made it.
 //!
-//! The prediction is for onnxruntime [`ort::PINNED_VERSION`] at `ORT_ENABLE_BASIC`; see
-//! [`placement`] for what it replays and [`ort`] for where its tables come from.
+//! The prediction is for onnxruntime [`onnx_rewrite_ort_kernels::PINNED_VERSION`] at
+//! `ORT_ENABLE_BASIC`; see [`onnx_rewrite_placement`] for what it replays and
+//! [`onnx_rewrite_ort_kernels`] for where its tables come from.
 
 mod bridge;
-pub mod ort;
-pub mod placement;
 pub mod rules;
 
 use std::sync::Arc;
@@ -33,11 +33,11 @@ use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
 use onnx_rewrite_facts::fit;
 use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{Model, ValueId};
+use onnx_rewrite_ort_kernels as ort;
 use onnx_rewrite_pass::describe_graph;
 use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
+use onnx_rewrite_placement::{self as placement, PredictOptions, Prediction, predict};
 use serde_json::Value;
-
-use crate::placement::{PredictOptions, Prediction, predict};
 
 /// The pass.
 pub struct HoistScalarsPass;

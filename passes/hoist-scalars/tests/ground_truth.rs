@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use onnx_rewrite_hoist_scalars::HoistScalarsPass;
-use onnx_rewrite_hoist_scalars::ort::{self, Ep};
-use onnx_rewrite_hoist_scalars::placement::{PredictOptions, predict};
 use onnx_rewrite_ir::{LoadOptions, Model};
+use onnx_rewrite_ort_kernels::{self as ort, Ep};
 use onnx_rewrite_pass::{Pass, PassContext};
+use onnx_rewrite_placement::{PredictOptions, predict};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {

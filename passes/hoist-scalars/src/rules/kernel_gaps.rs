@@ -12,7 +12,7 @@ use onnx_rewrite_egraph::language::OpData;
 use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
 use onnx_rewrite_facts::DataType;
 
-use crate::ort::{Ep, Ort};
+use onnx_rewrite_ort_kernels::{Ep, Ort};
 
 /// `Equal(a, b)` → `And(LessOrEqual(a, b), GreaterOrEqual(a, b))` for numbers (exact: a NaN
 /// compares false both ways, `-0 <= +0` and `-0 >= +0`), `Not(Xor(a, b))` for booleans.
@@ -45,7 +45,7 @@ impl Rule for EqualByComparisons {
             return Err(Decline::new("the element type is unknown"));
         };
         let opset = cx.opset("");
-        let t = crate::ort::type_name(dtype);
+        let t = onnx_rewrite_ort_kernels::type_name(dtype);
         let has = |op: &str, inputs: &[&str], output: &str| {
             let inputs: Vec<Option<&str>> = inputs.iter().map(|t| Some(*t)).collect();
             self.ort

@@ -21,7 +21,7 @@ use onnx_rewrite_egraph::extract::CostModel;
 use onnx_rewrite_egraph::rule::Rule;
 use onnx_rewrite_facts::DataType;
 
-use crate::ort::{Ep, Ort};
+use onnx_rewrite_ort_kernels::{Ep, Ort};
 
 pub use dims::{CanonicalDims, Sources};
 pub use kernel_gaps::EqualByComparisons;
@@ -84,7 +84,7 @@ impl CostModel for HoistCost {
                     .data
                     .value()
                     .and_then(|f| f.dtype)
-                    .map(crate::ort::type_name)
+                    .map(onnx_rewrite_ort_kernels::type_name)
             })
             .collect();
         let types: Vec<Option<&str>> = types.iter().map(|t| t.as_deref()).collect();

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use onnx_rewrite_hoist_scalars::HoistScalarsPass;
-use onnx_rewrite_hoist_scalars::placement::{PredictOptions, predict};
 use onnx_rewrite_ir::Model;
+use onnx_rewrite_placement::{PredictOptions, predict};
 use onnx_rewrite_testkit::{apply, assert_same_outputs_on, model, text};
 
 pub fn fixture_dir() -> PathBuf {

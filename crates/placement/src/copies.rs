@@ -22,7 +22,7 @@ pub enum MemcpyKind {
 
 /// One predicted copy node, in simulation terms.
 #[derive(Debug, Clone)]
-pub(crate) struct Crossing {
+pub struct Crossing {
     pub kind: MemcpyKind,
     pub value: V,
     pub producer: Option<(N, usize)>,

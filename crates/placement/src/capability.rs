@@ -9,20 +9,21 @@
 //! tensor that its kernel does not read in CPU memory, and none is float16/bfloat16/float8/float4.
 //! Visiting in topological order gives the same result as ORT's priority queue.
 
-use crate::ort::{Ep, KernelMatch, Ort, memory};
+use onnx_rewrite_ort_kernels::{Ep, KernelMatch, Ort, memory};
+use onnx_rewrite_proto::tensor_proto::DataType;
 
 use super::sim::{Kind, N, Sim};
 
 /// Where a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Placement {
+pub enum Placement {
     Cuda,
     /// On the CPU EP, and why.
     Cpu(CpuReason),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CpuReason {
+pub enum CpuReason {
     /// Moved by `GetCpuPreferredNodes`: all its inputs are CPU tensors (a shape subgraph).
     ShapeSubgraph,
     /// No CUDA kernel (op, version or type): the reason in words.
@@ -35,8 +36,8 @@ pub(crate) enum CpuReason {
 const SMALL_INITIALIZER: i64 = 100;
 
 /// Element types that keep a node on the device (`GetCpuPreferredNodes`, rule A).
-fn low_precision(dtype: Option<onnx_rewrite_facts::DataType>) -> bool {
-    use onnx_rewrite_facts::DataType as D;
+fn low_precision(dtype: Option<DataType>) -> bool {
+    use DataType as D;
     matches!(
         dtype,
         Some(
@@ -53,7 +54,7 @@ fn low_precision(dtype: Option<onnx_rewrite_facts::DataType>) -> bool {
 
 /// The placement of every live node (`None` for dead ones), and the values ORT holds in CPU
 /// memory at partition time (`cpu_output_args`).
-pub(crate) struct Partition {
+pub struct Partition {
     pub placement: Vec<Option<Placement>>,
     pub cpu_args: Vec<bool>,
 }

@@ -1,15 +1,12 @@
-//! Kernel registrations of one execution provider and ORT's rule for matching a node to one
-//! (`KernelRegistry::TryFindKernel`): the version must match exactly as `VerifyVersion` does,
-//! and every type constraint must accept the type of the node argument it binds to.
+//! Whether an execution provider has a kernel for a node, as `KernelRegistry::TryFindKernel`
+//! decides it: a registration must cover the node's `since_version`
+//! ([`Registration::covers`]), and every type constraint must accept the type of the node
+//! argument it binds to.
 
-use super::schemas::{Formal, Schema};
+use onnx_rewrite_proto::tensor_proto::DataType;
 
-/// The execution providers of the shared table (`onnx-rewrite-ort-kernels`).
-pub use onnx_rewrite_ort_kernels::Ep;
-
-/// One kernel registration of the shared table: a version range and the types each constraint
-/// accepts.
-pub use onnx_rewrite_ort_kernels::Registration;
+use crate::op_versions::{Formal, FormalOption, OpVersion};
+use crate::registration::Registration;
 
 /// Why an EP has, or has no, kernel for a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,27 +61,57 @@ impl KernelMatch {
     }
 }
 
-/// The registrations of one execution provider: a view of the shared table.
-#[derive(Debug, Clone, Copy)]
+/// The registrations of one execution provider, sorted by (domain, op, since).
+#[derive(Debug)]
 pub struct KernelTable {
-    ep: Ep,
+    rows: Vec<Registration>,
 }
 
 impl KernelTable {
-    pub(super) fn of(ep: Ep) -> Self {
-        Self { ep }
+    /// The table of `rows`, sorted (stably, so the generator's order breaks ties) for binary
+    /// search by op.
+    pub(crate) fn new(mut rows: Vec<Registration>) -> Self {
+        rows.sort_by(|a, b| (&a.domain, &a.op, a.since).cmp(&(&b.domain, &b.op, b.since)));
+        Self { rows }
+    }
+
+    /// Every registration, sorted by (domain, op, since).
+    pub fn rows(&self) -> &[Registration] {
+        &self.rows
     }
 
     /// Every registration, as (domain, op, registration), sorted by domain and op.
     pub fn all(&self) -> impl Iterator<Item = (&str, &str, &Registration)> {
-        onnx_rewrite_ort_kernels::kernels(self.ep)
+        self.rows
             .iter()
             .map(|r| (r.domain.as_str(), r.op.as_str(), r))
     }
 
-    /// Every registration of `domain::op`.
-    pub fn registrations(&self, domain: &str, op: &str) -> &'static [Registration] {
-        onnx_rewrite_ort_kernels::registrations(self.ep, domain, op)
+    /// Every registration of `domain::op` (`""` and `ai.onnx` both name the ONNX domain).
+    pub fn registrations(&self, domain: &str, op: &str) -> &[Registration] {
+        let domain = crate::domain_key(domain);
+        let table = &self.rows;
+        let start = table.partition_point(|k| (k.domain.as_str(), k.op.as_str()) < (domain, op));
+        let end = table.partition_point(|k| (k.domain.as_str(), k.op.as_str()) <= (domain, op));
+        &table[start..end]
+    }
+
+    /// A registration that runs a node of `domain::op` whose schema has `since_version`, with
+    /// its type constraints bound as in `bindings` (constraint name → element type; names the
+    /// registration does not constrain are ignored).
+    pub fn find(
+        &self,
+        domain: &str,
+        op: &str,
+        since_version: i64,
+        bindings: &[(&str, DataType)],
+    ) -> Option<&Registration> {
+        self.registrations(domain, op).iter().find(|r| {
+            r.covers(since_version)
+                && bindings
+                    .iter()
+                    .all(|(name, dtype)| r.allows(name, *dtype).unwrap_or(true))
+        })
     }
 
     /// Matches a node of `domain::op` with schema `schema` whose arguments have the given types
@@ -93,7 +120,7 @@ impl KernelTable {
         &self,
         domain: &str,
         op: &str,
-        schema: &Schema,
+        schema: &OpVersion,
         inputs: &[Option<&str>],
         outputs: &[Option<&str>],
     ) -> KernelMatch {
@@ -130,7 +157,7 @@ impl KernelTable {
         &self,
         domain: &str,
         op: &str,
-        schema: &Schema,
+        schema: &OpVersion,
         formal: &Formal,
     ) -> Option<Vec<String>> {
         let mut found: Option<Vec<String>> = None;
@@ -159,7 +186,7 @@ impl KernelTable {
 /// as their type (or that are named so) and checks the first argument present for each.
 fn type_mismatch(
     registration: &Registration,
-    schema: &Schema,
+    schema: &OpVersion,
     inputs: &[Option<&str>],
     outputs: &[Option<&str>],
 ) -> Option<(String, String, Vec<String>)> {
@@ -187,7 +214,7 @@ fn bound_types<'a>(
     let mut position = 0usize;
     formals.iter().enumerate().filter_map(move |(i, formal)| {
         let start = position;
-        let count = if formal.option == super::FormalOption::Variadic && i + 1 == formals.len() {
+        let count = if formal.option == FormalOption::Variadic && i + 1 == formals.len() {
             args.len().saturating_sub(start)
         } else {
             1
@@ -202,4 +229,25 @@ fn bound_types<'a>(
             .next()
             .copied()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use onnx_rewrite_proto::tensor_proto::DataType;
+
+    use crate::{Ep, find};
+
+    #[test]
+    fn cpu_lacks_float16_add_but_has_float16_cast_and_cuda_has_float16_matmul() {
+        assert!(find(Ep::Cpu, "", "Add", 14, &[("T", DataType::Float)]).is_some());
+        assert!(find(Ep::Cpu, "", "Add", 14, &[("T", DataType::Float16)]).is_none());
+        assert!(find(Ep::Cpu, "", "Cast", 21, &[("T2", DataType::Float16)]).is_some());
+        assert!(find(Ep::Cuda, "", "MatMul", 13, &[("T", DataType::Float16)]).is_some());
+    }
+
+    #[test]
+    fn a_binding_the_registration_does_not_constrain_rules_nothing_out() {
+        let unconstrained = [("NoSuchConstraint", DataType::Float16)];
+        assert!(find(Ep::Cpu, "", "Add", 14, &unconstrained).is_some());
+    }
 }

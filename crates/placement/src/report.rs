@@ -26,7 +26,7 @@ fn type_label(sim: &Sim, v: V) -> String {
     let value = &sim.values[v];
     let dtype = value
         .dtype
-        .map_or_else(|| "?".to_owned(), crate::ort::type_name);
+        .map_or_else(|| "?".to_owned(), onnx_rewrite_ort_kernels::type_name);
     match &value.dims {
         None => dtype,
         Some(dims) => {

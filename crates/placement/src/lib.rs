@@ -13,25 +13,25 @@
 //!
 //! At `ORT_ENABLE_EXTENDED`/`ALL`, Level-2 fusions on CUDA nodes can only remove crossings
 //! (an attention fusion swallowing a scale), so the prediction is an upper bound there.
+//!
+//! [`predict`] is what `onnx-rewrite analyze --ep cuda` reports; [`place`] and the simulation it
+//! returns are for a pass that edits the graph where a tensor crosses (hoist-scalars' bridges)
+//! and then asks again. The rules of ORT itself (schema versions, kernel registrations, CPU-memory
+//! slots) come from `onnx-rewrite-ort-kernels`.
 
 mod capability;
 mod copies;
 mod report;
-pub(crate) mod sim;
+pub mod sim;
 
 use std::collections::BTreeMap;
 
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
+use onnx_rewrite_ort_kernels::{self as ort, Ort};
 
-use crate::ort::{self, Ort};
-
-pub use copies::MemcpyKind;
-pub use sim::Level1Stats;
-
-pub(crate) use capability::{CpuReason, Partition, Placement};
-#[allow(unused_imports)]
-pub(crate) use copies::Crossing;
-pub(crate) use sim::Sim;
+pub use capability::{CpuReason, Partition, Placement};
+pub use copies::{Crossing, MemcpyKind};
+pub use sim::{Level1Stats, Sim};
 
 /// The optimization level the prediction is for.
 pub const OPTIMIZATION_LEVEL: &str = "ORT_ENABLE_BASIC";
@@ -158,7 +158,7 @@ pub fn predict(model: &Model, options: &PredictOptions) -> Result<Prediction, Pr
 
 /// The main graph, then the subgraphs of its nodes, depth first (not function bodies: ORT
 /// inlines local functions before partitioning).
-pub(crate) fn partitioned_graphs(model: &Model) -> Vec<GraphId> {
+pub fn partitioned_graphs(model: &Model) -> Vec<GraphId> {
     let mut found = Vec::new();
     let mut stack = vec![model.main()];
     while let Some(graph) = stack.pop() {
@@ -177,17 +177,14 @@ pub(crate) fn partitioned_graphs(model: &Model) -> Vec<GraphId> {
 }
 
 /// One graph, simulated, partitioned and copied.
-pub(crate) struct GraphPlacement {
+pub struct GraphPlacement {
     pub sim: Sim,
     pub partition: Partition,
     pub crossings: Vec<Crossing>,
 }
 
-pub(crate) fn place(
-    model: &Model,
-    graph: GraphId,
-    ort: &Ort,
-) -> Result<GraphPlacement, PredictError> {
+/// Simulates, partitions and copies one graph as ORT would.
+pub fn place(model: &Model, graph: GraphId, ort: &Ort) -> Result<GraphPlacement, PredictError> {
     let sim = Sim::new(model, graph, ort).map_err(|node| PredictError::Cycle {
         graph: onnx_rewrite_pass::describe_graph(model, graph),
         node: model.describe_node(node),
@@ -202,7 +199,7 @@ pub(crate) fn place(
 }
 
 /// The main graph's inputs that some node reads in CPU memory (at `ort`'s placement).
-pub(crate) fn inputs_read_on_host(model: &Model, ort: &Ort) -> Result<Vec<ValueId>, PredictError> {
+pub fn inputs_read_on_host(model: &Model, ort: &Ort) -> Result<Vec<ValueId>, PredictError> {
     let placed = place(model, model.main(), ort)?;
     let sim = &placed.sim;
     let mut found = Vec::new();

@@ -11,7 +11,7 @@
 /// Whether input `index` of a CUDA kernel for `domain::op` (at `since_version`) reads CPU memory.
 pub fn cpu_input(domain: &str, op: &str, since_version: i64, index: usize) -> bool {
     let i = index;
-    match (super::domain_key(domain), op) {
+    match (crate::domain_key(domain), op) {
         ("", "Reshape" | "Expand" | "Tile" | "Split" | "CumSum" | "Trilu" | "TopK") => i == 1,
         ("", "Squeeze" | "Unsqueeze") => i == 1,
         ("", "ConstantOfShape") => i == 0,
@@ -64,7 +64,7 @@ pub fn cpu_input(domain: &str, op: &str, since_version: i64, index: usize) -> bo
 
 /// Whether output `index` of a CUDA kernel for `domain::op` is written to CPU memory.
 pub fn cpu_output(domain: &str, op: &str, index: usize) -> bool {
-    match (super::domain_key(domain), op) {
+    match (crate::domain_key(domain), op) {
         ("", "Shape" | "Size" | "SequenceLength" | "MemcpyToHost") => index == 0,
         ("com.microsoft", "RemovePadding") => index == 3,
         ("com.microsoft", "BeamSearch" | "WhisperBeamSearch" | "Sampling") => index <= 1,

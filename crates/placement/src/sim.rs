@@ -18,22 +18,21 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use onnx_rewrite_egraph::lower::{LowerOptions, lower};
-use onnx_rewrite_facts::{ConstTensor, DataType};
+use onnx_rewrite_facts::{ConstTensor, GraphFacts};
 use onnx_rewrite_ir::edit::attr;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, ValueDef, ValueId};
+use onnx_rewrite_ort_kernels::{Ep, KernelMatch, Ort};
+use onnx_rewrite_proto::tensor_proto::DataType;
 use onnx_rewrite_proto::{AttributeProto, Message};
 
-use crate::ort::{Ep, Ort};
-
 /// Index of a value in [`Sim::values`].
-pub(crate) type V = usize;
+pub type V = usize;
 /// Index of a node in [`Sim::nodes`] (topological order).
-pub(crate) type N = usize;
+pub type N = usize;
 
 /// Where a value comes from, as ORT's graph sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// A graph input (`GraphViewer::GetInputs`).
     Input,
     /// A constant initializer of this graph or an enclosing one (a folded value becomes one).
@@ -45,7 +44,7 @@ pub(crate) enum Kind {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct SimValue {
+pub struct SimValue {
     pub id: ValueId,
     pub kind: Kind,
     pub dtype: Option<DataType>,
@@ -73,7 +72,7 @@ impl SimValue {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct SimNode {
+pub struct SimNode {
     pub ir: NodeId,
     pub domain: String,
     pub op: String,
@@ -113,7 +112,7 @@ pub struct Level1Stats {
 }
 
 /// A graph after load and Level 1.
-pub(crate) struct Sim {
+pub struct Sim {
     pub nodes: Vec<SimNode>,
     pub values: Vec<SimValue>,
     pub index: HashMap<ValueId, V>,
@@ -144,11 +143,10 @@ const SHARE_TYPES: &[DataType] = &[
 ];
 
 impl Sim {
-    /// Builds the graph as loaded (facts from the e-graph analysis) and runs Level 1.
+    /// Builds the graph as loaded (facts from inference) and runs Level 1.
     pub fn new(model: &Model, graph: GraphId, ort: &Ort) -> Result<Self, NodeId> {
         let order = model.topological_order(graph)?;
-        let lowered = lower(model, graph, &LowerOptions::default())?;
-        let mut egraph = lowered.egraph;
+        let mut inferred = GraphFacts::of(model, graph)?;
         let mut sim = Sim {
             nodes: Vec::with_capacity(order.len()),
             values: Vec::new(),
@@ -158,10 +156,8 @@ impl Sim {
             stats: Level1Stats::default(),
         };
         let mut facts_of = |value: ValueId| {
-            let class = lowered.classes.get(&value).copied()?;
-            let class = egraph.find(class);
-            let facts = egraph[class].data.value()?.clone();
-            let syms = &mut egraph.analysis.symbols;
+            let facts = inferred.get(value)?.clone();
+            let syms = inferred.syms();
             let dims = facts.shape.as_ref().map(|s| {
                 s.dims()
                     .iter()
@@ -233,7 +229,7 @@ impl Sim {
                 .collect();
             implicit.sort_unstable();
             implicit.dedup();
-            let domain = crate::ort::domain_key(n.domain()).to_owned();
+            let domain = onnx_rewrite_ort_kernels::domain_key(n.domain()).to_owned();
             let opset = model
                 .opset(&domain)
                 .or_else(|| {
@@ -569,13 +565,13 @@ impl Sim {
     }
 
     /// Whether `ep` has a kernel for node `n`, and why not.
-    pub fn kernel(&self, ort: &Ort, ep: Ep, n: N) -> crate::ort::KernelMatch {
+    pub fn kernel(&self, ort: &Ort, ep: Ep, n: N) -> KernelMatch {
         let node = &self.nodes[n];
         let names = |vs: &[Option<V>]| -> Vec<Option<String>> {
             vs.iter()
                 .map(|v| {
                     v.and_then(|v| self.values[v].dtype)
-                        .map(crate::ort::type_name)
+                        .map(onnx_rewrite_ort_kernels::type_name)
                 })
                 .collect()
         };

@@ -1,39 +1,22 @@
-//! ONNX Runtime's rules for one pinned version: operator schemas (which `since_version` a node
-//! gets), kernel registrations per execution provider (which nodes an EP can run, by op,
-//! version and type), and which CUDA kernel inputs and outputs live in CPU memory.
-//!
-//! The schemas and kernel registrations are data (`ort-<version>.json`, written by
-//! `tools/ort/gen_kernel_tables.py`, kept in the shared crate `onnx-rewrite-ort-kernels`; its `sources` say where each part comes from and how exact
-//! it is); the memory slots are code ([`memory`]), kept by hand from ORT's kernel definitions,
-//! which no ORT API exports. The float16 pass asks the same [`KernelTable`] which ops have
-//! float16 kernels, so both passes share one table.
-//!
-//! ```
-//! use onnx_rewrite_hoist_scalars::ort::{self, Ep, KernelMatch};
-//! let ort = ort::pinned();
-//! // Equal at opset 20 is Equal-19, which the CUDA EP does not register.
-//! let m = ort.lookup(Ep::Cuda, "", "Equal", 20, &[Some("int64"), Some("int64")], &[Some("bool")]);
-//! assert!(matches!(m, KernelMatch::NoVersion { since_version: 19, .. }));
-//! ```
+//! One ONNX Runtime release as the table describes it, read from the embedded JSON once: its
+//! schema versions, the schemas with a function body, and the kernel registrations of each
+//! execution provider.
 
-pub mod kernels;
-pub mod memory;
-pub mod schemas;
-
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-pub use kernels::{Ep, KernelMatch, KernelTable, Registration};
-pub use schemas::{Formal, FormalOption, Schema, Schemas};
+use crate::lookup::{KernelMatch, KernelTable};
+use crate::op_versions::{OpVersions, RawOpVersion};
+use crate::registration::{Ep, Registration};
 
-/// The ONNX Runtime version whose rules the predictor encodes by default.
-pub use onnx_rewrite_ort_kernels::PINNED_VERSION;
+/// The ONNX Runtime release whose rules the table encodes.
+pub const PINNED_VERSION: &str = "1.32.0";
 
-/// The one table shared with the fp16 pass (crate `onnx-rewrite-ort-kernels`): the schemas are
-/// read from it here, the kernel registrations come parsed from that crate.
-const PINNED_JSON: &str = onnx_rewrite_ort_kernels::PINNED_JSON;
+/// The table of [`PINNED_VERSION`]: `{"onnxruntime", "sources", "schemas", "functions",
+/// "kernels"}`, parsed here and nowhere else.
+const PINNED_JSON: &str = include_str!("ort-1.32.0.json");
 
 /// Everything known about one ORT version.
 #[derive(Debug)]
@@ -41,9 +24,9 @@ pub struct Ort {
     pub version: String,
     /// Where each part of the table comes from (and whether it is exact), by part.
     pub sources: BTreeMap<String, String>,
-    pub schemas: Schemas,
+    pub op_versions: OpVersions,
     /// `(domain, op, since_version)` of the schemas that have a function body.
-    functions: std::collections::BTreeSet<(String, String, i64)>,
+    functions: BTreeSet<(String, String, i64)>,
     cpu: KernelTable,
     cuda: KernelTable,
 }
@@ -53,9 +36,20 @@ pub struct Ort {
 #[error("no ONNX Runtime table for version '{0}'; the tables cover: {PINNED_VERSION}")]
 pub struct UnknownVersion(pub String);
 
+/// Why a table could not be read.
+#[derive(Debug, thiserror::Error)]
+enum TableError {
+    #[error("the table is not valid JSON of the expected layout: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("no {} kernels in the table", .0.name())]
+    NoKernels(Ep),
+}
+
 /// The tables of the pinned version.
 pub fn pinned() -> &'static Ort {
     static ORT: OnceLock<Ort> = OnceLock::new();
+    // The JSON is compiled in and checked by this crate's tests, so a parse failure is a build
+    // defect, not an input error: no caller could recover from it.
     ORT.get_or_init(|| Ort::parse(PINNED_JSON).expect("the embedded ORT table is well-formed"))
 }
 
@@ -69,28 +63,47 @@ pub fn for_version(version: &str) -> Result<&'static Ort, UnknownVersion> {
     }
 }
 
+/// A registration as the generator writes it: `[domain, op, since, until, {constraint: types}]`.
+type RawRegistration = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    BTreeMap<String, Vec<String>>,
+);
+
 #[derive(Deserialize)]
 struct RawTable {
     onnxruntime: String,
     sources: BTreeMap<String, String>,
-    schemas: BTreeMap<String, BTreeMap<String, Vec<schemas::RawSchema>>>,
+    schemas: BTreeMap<String, BTreeMap<String, Vec<RawOpVersion>>>,
     functions: Vec<(String, String, i64)>,
+    kernels: BTreeMap<String, Vec<RawRegistration>>,
 }
 
 impl Ort {
-    fn parse(json: &str) -> Result<Self, String> {
-        let raw: RawTable = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        // The kernel registrations come from the shared crate, which parses the same JSON.
-        let take = |ep: Ep| {
-            if onnx_rewrite_ort_kernels::kernels(ep).is_empty() {
-                return Err(format!("no {} kernels in the table", ep.name()));
+    fn parse(json: &str) -> Result<Self, TableError> {
+        let raw: RawTable = serde_json::from_str(json)?;
+        let mut kernels = raw.kernels;
+        let mut take = |ep: Ep| {
+            let rows: Vec<Registration> = kernels
+                .remove(ep.name())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(domain, op, since, until, types)| {
+                    let domain = crate::domain_key(&domain).to_owned();
+                    Registration::new(domain, op, since, until, types)
+                })
+                .collect();
+            if rows.is_empty() {
+                return Err(TableError::NoKernels(ep));
             }
-            Ok(KernelTable::of(ep))
+            Ok(KernelTable::new(rows))
         };
         Ok(Self {
             version: raw.onnxruntime,
             sources: raw.sources,
-            schemas: Schemas::new(raw.schemas),
+            op_versions: OpVersions::new(raw.schemas),
             functions: raw.functions.into_iter().collect(),
             cpu: take(Ep::Cpu)?,
             cuda: take(Ep::Cuda)?,
@@ -108,7 +121,7 @@ impl Ort {
     /// The `since_version` ORT gives a node of `domain::op` in a model importing `opset` for
     /// that domain: the largest schema version not above it (`None`: no schema, or none that old).
     pub fn since_version(&self, domain: &str, op: &str, opset: i64) -> Option<i64> {
-        self.schemas.get(domain, op, opset).map(|s| s.since)
+        self.op_versions.get(domain, op, opset).map(|s| s.since)
     }
 
     /// Whether the schema a node of `domain::op` gets at `opset` has a function body, which ORT
@@ -116,7 +129,7 @@ impl Ort {
     pub fn has_function(&self, domain: &str, op: &str, opset: i64) -> bool {
         self.since_version(domain, op, opset).is_some_and(|since| {
             self.functions
-                .contains(&(domain_key(domain).to_owned(), op.to_owned(), since))
+                .contains(&(crate::domain_key(domain).to_owned(), op.to_owned(), since))
         })
     }
 
@@ -132,7 +145,7 @@ impl Ort {
         inputs: &[Option<&str>],
         outputs: &[Option<&str>],
     ) -> KernelMatch {
-        let Some(schema) = self.schemas.get(domain, op, opset) else {
+        let Some(schema) = self.op_versions.get(domain, op, opset) else {
             return KernelMatch::NoSchema;
         };
         self.kernels(ep).lookup(domain, op, schema, inputs, outputs)
@@ -140,8 +153,7 @@ impl Ort {
 
     /// The types `ep` accepts at input `index` of `domain::op` at `opset`, over every
     /// registration that covers the node's `since_version` (`None`: no such registration, or the
-    /// input is not bound to a kernel type constraint). For the float16 pass: "can this input be
-    /// float16 on CUDA?".
+    /// input is not bound to a kernel type constraint): "can this input be float16 on CUDA?".
     pub fn input_types(
         &self,
         ep: Ep,
@@ -150,20 +162,10 @@ impl Ort {
         opset: i64,
         index: usize,
     ) -> Option<Vec<String>> {
-        let schema = self.schemas.get(domain, op, opset)?;
+        let schema = self.op_versions.get(domain, op, opset)?;
         let formal = schema.input_formal(index)?;
         self.kernels(ep).types_of(domain, op, schema, formal)
     }
-}
-
-/// ORT's name of an ONNX element type (`float`, `int64`, `float8e4m3fn`...).
-pub fn type_name(dtype: onnx_rewrite_proto::tensor_proto::DataType) -> String {
-    onnx_rewrite_facts::dtype_name(dtype)
-}
-
-/// Normalizes `ai.onnx` to `""`, as the tables do.
-pub(crate) fn domain_key(domain: &str) -> &str {
-    if domain == "ai.onnx" { "" } else { domain }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The placement predictor on graphs whose outcome follows from ORT's code (research notes
 //! §2-§4): one ORT behaviour per test.
 
-use onnx_rewrite_hoist_scalars::placement::{MemcpyKind, PredictOptions, Prediction, predict};
+use onnx_rewrite_placement::{MemcpyKind, PredictOptions, Prediction, predict};
 use onnx_rewrite_testkit::model;
 
 fn prediction(opset: i64, graph: &str) -> Prediction {
