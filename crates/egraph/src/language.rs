@@ -42,10 +42,13 @@ pub enum Onnx {
     Root(SmallVec<[Id; 4]>),
 }
 
-/// Which variant, and for operators which key: e-nodes that can match each other.
+/// Which variant, and for operators which key: e-nodes that can match each other. egg keeps
+/// an index of e-classes by discriminant, which the pattern layer reads by operator type
+/// ([`OpTable::keys_of`]): a key fixes the explicit inputs, and an opaque node's captures
+/// come with its identity, so the key alone says which operator application it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Discriminant {
-    Op(OpKey, usize),
+    Op(OpKey),
     Proj(u32),
     Leaf(ValueId),
     Missing,
@@ -58,7 +61,7 @@ impl Language for Onnx {
 
     fn discriminant(&self) -> Discriminant {
         match self {
-            Onnx::Op(key, children) => Discriminant::Op(*key, children.len()),
+            Onnx::Op(key, _) => Discriminant::Op(*key),
             Onnx::Proj(index, _) => Discriminant::Proj(*index),
             Onnx::Leaf(value) => Discriminant::Leaf(*value),
             Onnx::Missing => Discriminant::Missing,
@@ -189,6 +192,8 @@ pub use onnx_rewrite_facts::normalize_domain;
 pub struct OpTable {
     data: Vec<OpData>,
     index: HashMap<Vec<u8>, OpKey>,
+    /// Keys by domain, then operator type: where a rule's anchors are.
+    by_type: HashMap<String, HashMap<String, Vec<OpKey>>>,
 }
 
 impl OpTable {
@@ -198,9 +203,23 @@ impl OpTable {
             return *key;
         }
         let key = OpKey(u32::try_from(self.data.len()).expect("fewer than 2^32 operator keys"));
+        self.by_type
+            .entry(data.domain.clone())
+            .or_default()
+            .entry(data.op_type.clone())
+            .or_default()
+            .push(key);
         self.data.push(data);
         self.index.insert(bytes, key);
         key
+    }
+
+    /// Every key of operator `op_type` of `domain` (any attributes).
+    pub fn keys_of(&self, domain: &str, op_type: &str) -> &[OpKey] {
+        self.by_type
+            .get(normalize_domain(domain))
+            .and_then(|ops| ops.get(op_type))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn get(&self, key: OpKey) -> &OpData {

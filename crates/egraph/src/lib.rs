@@ -7,17 +7,19 @@
 //! - [`analysis`]: the [`facts`] (dtype, symbolic shape, small constant values) per e-class.
 //! - [`lower`], [`extract`], [`emit`]: IR → e-graph → DAG-aware extraction → IR, keeping
 //!   untouched nodes as they were.
-//! - [`rule`]: how rewrite rules are written (anchor, check with a reason, rewrite).
+//! - [`pattern`] and [`rule`]: how rewrite rules are written (a pattern with named captures,
+//!   a check that declines with a reason, a rewrite), and how they are found (by operator type).
 //! - [`run`]: the driver (limits, innermost graphs first); [`roundtrip`]: the `egraph` pass.
 
 pub mod analysis;
 pub mod emit;
+pub mod example;
 pub mod extract;
 pub mod language;
 pub mod lower;
+pub mod pattern;
 pub mod roundtrip;
 pub mod rule;
-pub mod rules;
 pub mod run;
 
 pub use analysis::{ClassData, OnnxAnalysis, OnnxEGraph};

@@ -151,7 +151,10 @@ impl Pattern {
         let Node::Op { args, .. } = &self.root else {
             return false;
         };
-        let anchors = egraph[class].nodes.iter().filter(|n| self.is_anchor(egraph, n));
+        let anchors = egraph[class]
+            .nodes
+            .iter()
+            .filter(|n| self.is_anchor(egraph, n));
         if args.is_empty() {
             return anchors.count() > 0;
         }
@@ -297,16 +300,14 @@ impl Parser {
             ops.push(self.qualified(next)?);
         }
         let mut args = Vec::new();
-        if self.eat('(') {
-            if !self.eat(')') {
-                loop {
-                    args.push(self.node()?);
-                    if self.eat(')') {
-                        break;
-                    }
-                    if !self.eat(',') {
-                        return Err(self.error("expected ',' or ')'"));
-                    }
+        if self.eat('(') && !self.eat(')') {
+            loop {
+                args.push(self.node()?);
+                if self.eat(')') {
+                    break;
+                }
+                if !self.eat(',') {
+                    return Err(self.error("expected ',' or ')'"));
                 }
             }
         }
@@ -324,7 +325,10 @@ impl Parser {
     }
 
     /// `name` as `(domain, op_type)`: `domain:Op`, or an op of the default domain.
-    fn qualified(&mut self, name: &'static str) -> Result<(&'static str, &'static str), PatternError> {
+    fn qualified(
+        &mut self,
+        name: &'static str,
+    ) -> Result<(&'static str, &'static str), PatternError> {
         if self.eat(':') {
             let op = self.name()?;
             return Ok((crate::language::normalize_domain(name), op));
@@ -359,7 +363,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_pattern() {
-        for bad in ["x", "_", "Relu(", "Relu(x,)", "Relu(x) y", "Relu|", "Relu(1)", ""] {
+        for bad in [
+            "x",
+            "_",
+            "Relu(",
+            "Relu(x,)",
+            "Relu(x) y",
+            "Relu|",
+            "Relu(1)",
+            "",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad} should not parse");
         }
     }

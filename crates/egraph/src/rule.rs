@@ -1,20 +1,64 @@
 //! Writing rewrite rules.
 //!
-//! A rule is anchored on one operator. For each e-node of that operator it checks what it
-//! needs (and says why not, in words, when it declines) and builds the replacement, whose
-//! e-class is then merged with the anchor's. The runner (egg's, with backoff and limits) finds
-//! the anchors; a [`Tracer`](TraceEvent) records every decision when asked, so "why did this
-//! Gemm stay?" has an answer.
+//! A rule is one declaration: a name, a [pattern](crate::pattern) of one or more operators
+//! with named captures, and `apply`, which checks what the pattern cannot say (a dtype, an
+//! attribute, a shape) and builds the replacement. Its outcome keeps three cases apart:
 //!
-//! The worked example is [`crate::rules::identity::RemoveIdentity`] (`Identity(x) → x`);
-//! running a rule over a model takes one call:
+//! - [`Outcome::Rewrite`]: the replacement's e-class, merged with the anchor's; extraction
+//!   then picks the cheaper form.
+//! - [`Outcome::DoesNotApply`]: the rule has nothing to do here (the target already has the
+//!   kernel, the value is already canonical). Not reported.
+//! - `Err(`[`Decline`]`)`: the rewrite would change what the model computes or could not be
+//!   proved safe; the reason goes to the pass report when the anchor stays, and to
+//!   `--trace-rules` always, so "why did this Gemm stay?" has an answer.
+//!
+//! The runner (egg's, with backoff and limits) finds the e-classes that hold a rule's anchors
+//! through an index by operator type, never by a scan of every e-class.
+//!
+//! ## Authoring rules
+//!
+//! - **Directional.** A rule rewrites towards a form the pass wants (fewer nodes, a kernel the
+//!   target has, a quantizable MatMul), with a one-line reason in its doc comment. No rule
+//!   states a general commutativity or associativity: those grow the e-graph without bound
+//!   and leave extraction a choice among equals.
+//! - **Sound or declined.** Every condition the rewrite needs is checked on the analysis's
+//!   facts (dtype, symbolic shape, constants); when one cannot be proved, decline with what
+//!   was missing.
+//! - **Mandatory rules** ([`Rule::mandatory`]) replace their anchor: after the run the anchor
+//!   e-node is pruned wherever the rule produced an alternative, so no cost model picks it
+//!   back (gemm-to-matmul must leave no `Gemm` it could rewrite).
+//! - **One file per topic**, rules grouped as the pass uses them; a snapshot test per rule on
+//!   a graph written in ONNX text, and a property test that outputs stay equal.
+//!
+//! Running a rule over a model takes one call:
 //!
 //! ```
 //! use std::sync::Arc;
+//! use onnx_rewrite_egraph::Id;
 //! use onnx_rewrite_egraph::extract::NodeCount;
-//! use onnx_rewrite_egraph::rule::Rule;
-//! use onnx_rewrite_egraph::rules::identity::RemoveIdentity;
+//! use onnx_rewrite_egraph::pattern::Match;
+//! use onnx_rewrite_egraph::rule::{Decline, Outcome, Rule, RuleCx};
 //! use onnx_rewrite_egraph::run::{RewriteOptions, rewrite_model};
+//!
+//! /// `Identity(x) → x`: an Identity computes nothing.
+//! struct RemoveIdentity;
+//!
+//! impl Rule for RemoveIdentity {
+//!     fn name(&self) -> &'static str {
+//!         "remove-identity"
+//!     }
+//!     fn pattern(&self) -> &'static str {
+//!         "Identity(x)"
+//!     }
+//!     fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
+//!         let x = cx.class(m, "x")?;
+//!         // Identity also forwards sequences and optionals, which carry no dtype.
+//!         if cx.facts(x).and_then(|f| f.dtype).is_none() {
+//!             return Err(Decline::new("the input is not a tensor of known element type"));
+//!         }
+//!         Ok(Outcome::Rewrite(x))
+//!     }
+//! }
 //!
 //! # fn demo(model: &mut onnx_rewrite_ir::Model) -> Result<(), onnx_rewrite_egraph::run::RunError> {
 //! let rules: Vec<Arc<dyn Rule>> = vec![Arc::new(RemoveIdentity)];
@@ -30,8 +74,6 @@
 //! # Ok(())
 //! # }
 //! ```
-//!
-//! Its snapshot test (`tests/rules.rs`) runs it on a graph written in ONNX text syntax.
 
 use std::sync::Arc;
 
@@ -43,7 +85,8 @@ use onnx_rewrite_proto::{AttributeProto, TensorProto};
 
 use crate::analysis::{OnnxAnalysis, OnnxEGraph};
 use crate::facts::ValueFacts;
-use crate::language::{Onnx, OpData};
+use crate::language::{Discriminant, Onnx, OpData};
+use crate::pattern::{Match, Pattern, PatternError};
 
 /// Why a rule left an e-node alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,17 +98,26 @@ impl Decline {
     }
 }
 
-/// A rewrite rule anchored on one operator.
+/// What a rule did with one match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The replacement's e-class, to be merged with the anchor's.
+    Rewrite(Id),
+    /// Nothing to do here, and nothing wrong: the reason is for the trace only.
+    DoesNotApply(&'static str),
+}
+
+/// A rewrite rule: a pattern, and what to do with each match.
 pub trait Rule: Send + Sync {
     /// Stable name, used in reports and traces.
     fn name(&self) -> &'static str;
 
-    /// `(domain, op_type)` of the e-nodes the rule rewrites (`""` is the default domain).
-    fn anchor(&self) -> (&'static str, &'static str);
+    /// What the rule rewrites, in the [pattern syntax](crate::pattern); the root's operators
+    /// are its anchors.
+    fn pattern(&self) -> &'static str;
 
-    /// Rewrites one anchored e-node of `class`: adds the replacement to the e-graph and returns
-    /// its e-class (which is then merged with `class`), or says why it declines.
-    fn rewrite(&self, cx: &mut RuleCx<'_>, class: Id, node: &Onnx) -> Result<Id, Decline>;
+    /// Checks one match and builds its replacement (see [`Outcome`] and [`Decline`]).
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline>;
 
     /// Whether the anchored operator must go: after the run it is pruned from every e-class
     /// where the rule produced an alternative, so no cost model can pick it back.
@@ -74,12 +126,48 @@ pub trait Rule: Send + Sync {
     }
 }
 
+/// A rule with its pattern parsed.
+pub struct Compiled {
+    pub rule: Arc<dyn Rule>,
+    pub pattern: Pattern,
+}
+
+/// Parses every rule's pattern; a pattern that does not parse is named with its rule.
+pub fn compile(
+    rules: &[Arc<dyn Rule>],
+) -> Result<Vec<Arc<Compiled>>, (&'static str, PatternError)> {
+    rules
+        .iter()
+        .map(|rule| {
+            let pattern = Pattern::parse(rule.pattern()).map_err(|e| (rule.name(), e))?;
+            Ok(Arc::new(Compiled {
+                rule: rule.clone(),
+                pattern,
+            }))
+        })
+        .collect()
+}
+
 /// What a rule sees and how it builds.
 pub struct RuleCx<'a> {
     pub egraph: &'a mut OnnxEGraph,
 }
 
 impl RuleCx<'_> {
+    /// The e-class a match bound to variable `name`; a rule asking for a name its pattern
+    /// does not bind declines rather than panics.
+    pub fn class(&self, m: &Match, name: &'static str) -> Result<Id, Decline> {
+        m.class(name)
+            .map(|c| self.egraph.find(c))
+            .ok_or_else(|| Decline::new(format!("the pattern binds no '{name}'")))
+    }
+
+    /// The e-node a match bound to `@name`.
+    pub fn node<'m>(&self, m: &'m Match, name: &'static str) -> Result<&'m Onnx, Decline> {
+        m.node(name)
+            .ok_or_else(|| Decline::new(format!("the pattern binds no '@{name}'")))
+    }
+
     /// The operator of an `Op` e-node.
     pub fn op(&self, node: &Onnx) -> Option<&OpData> {
         match node {
@@ -184,13 +272,20 @@ pub struct TraceEvent {
     pub rule: &'static str,
     pub class: Id,
     pub op: String,
-    /// `None`: applied; `Some(reason)`: declined.
-    pub declined: Option<String>,
+    pub outcome: Traced,
 }
 
-/// The egg rewrite that runs a [`Rule`].
-pub fn to_rewrite(rule: Arc<dyn Rule>) -> Rewrite<Onnx, OnnxAnalysis> {
-    let name = rule.name();
+/// What a traced rule decided.
+#[derive(Debug, Clone)]
+pub enum Traced {
+    Applied,
+    DoesNotApply(&'static str),
+    Declined(String),
+}
+
+/// The egg rewrite that runs a compiled rule.
+pub fn to_rewrite(rule: Arc<Compiled>) -> Rewrite<Onnx, OnnxAnalysis> {
+    let name = rule.rule.name();
     Rewrite::new(
         name,
         AnchorSearcher { rule: rule.clone() },
@@ -199,27 +294,47 @@ pub fn to_rewrite(rule: Arc<dyn Rule>) -> Rewrite<Onnx, OnnxAnalysis> {
     .unwrap_or_else(|e| panic!("rule {name} is well-formed: {e}"))
 }
 
-/// Whether an e-node is the anchor of `rule`.
-pub fn is_anchor(egraph: &OnnxEGraph, rule: &dyn Rule, node: &Onnx) -> bool {
-    let (domain, op_type) = rule.anchor();
-    matches!(node, Onnx::Op(key, _) if egraph.analysis.ops.get(*key).is(domain, op_type))
+/// Finds the e-classes where a rule's pattern matches, from egg's index of e-classes by
+/// operator key, the keys of each anchor operator taken from the operator table.
+struct AnchorSearcher {
+    rule: Arc<Compiled>,
 }
 
-struct AnchorSearcher {
-    rule: Arc<dyn Rule>,
+impl AnchorSearcher {
+    fn candidates(&self, egraph: &OnnxEGraph) -> Vec<Id> {
+        let mut classes: Vec<Id> = Vec::new();
+        for (domain, op_type) in self.rule.pattern.anchors() {
+            for key in egraph.analysis.ops.keys_of(domain, op_type) {
+                if let Some(ids) = egraph.classes_for_op(&Discriminant::Op(*key)) {
+                    classes.extend(ids);
+                }
+            }
+        }
+        // The index is a hash set: sorted, the order (and so the output) never depends on it.
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    }
 }
 
 impl Searcher<Onnx, OnnxAnalysis> for AnchorSearcher {
+    fn search_with_limit(&self, egraph: &OnnxEGraph, limit: usize) -> Vec<SearchMatches<'_, Onnx>> {
+        self.candidates(egraph)
+            .into_iter()
+            .filter_map(|class| self.search_eclass_with_limit(egraph, class, limit))
+            .take(limit)
+            .collect()
+    }
+
     fn search_eclass_with_limit(
         &self,
         egraph: &OnnxEGraph,
         eclass: Id,
         _limit: usize,
     ) -> Option<SearchMatches<'_, Onnx>> {
-        egraph[eclass]
-            .nodes
-            .iter()
-            .any(|n| is_anchor(egraph, self.rule.as_ref(), n))
+        self.rule
+            .pattern
+            .matches_class(egraph, eclass)
             .then(|| SearchMatches {
                 eclass,
                 substs: vec![Subst::default()],
@@ -233,7 +348,7 @@ impl Searcher<Onnx, OnnxAnalysis> for AnchorSearcher {
 }
 
 struct RuleApplier {
-    rule: Arc<dyn Rule>,
+    rule: Arc<Compiled>,
 }
 
 impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
@@ -241,11 +356,11 @@ impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
         &self,
         egraph: &mut OnnxEGraph,
         matches: &[SearchMatches<Onnx>],
-        _rule_name: Symbol,
+        rule_name: Symbol,
     ) -> Vec<Id> {
         let mut changed = Vec::new();
         for m in matches {
-            changed.extend(self.apply_one(egraph, m.eclass, &Subst::default(), None, _rule_name));
+            changed.extend(self.apply_one(egraph, m.eclass, &Subst::default(), None, rule_name));
         }
         changed
     }
@@ -258,11 +373,14 @@ impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
         _ast: Option<&PatternAst<Onnx>>,
         _rule_name: Symbol,
     ) -> Vec<Id> {
+        let rule = self.rule.rule.as_ref();
+        let pattern = &self.rule.pattern;
         let eclass = egraph.find(eclass);
+        // Matched again here: an earlier rule of this round may have changed the class.
         let anchors: Vec<Onnx> = egraph[eclass]
             .nodes
             .iter()
-            .filter(|n| is_anchor(egraph, self.rule.as_ref(), n))
+            .filter(|n| pattern.is_anchor(egraph, n))
             .cloned()
             .collect();
         let mut changed = Vec::new();
@@ -271,33 +389,36 @@ impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
                 Onnx::Op(key, _) => egraph.analysis.ops.get(*key).op_type.clone(),
                 _ => String::new(),
             };
-            egraph.analysis.current_rule = Some(self.rule.name());
-            let outcome = self.rule.rewrite(&mut RuleCx { egraph }, eclass, &node);
-            let declined = match outcome {
-                Ok(new) => {
-                    if egraph.union(eclass, new) {
-                        changed.push(eclass);
+            for m in pattern.matches(egraph, eclass, &node) {
+                egraph.analysis.current_rule = Some(rule.name());
+                let outcome = rule.apply(&mut RuleCx { egraph }, &m);
+                let traced = match outcome {
+                    Ok(Outcome::Rewrite(new)) => {
+                        if egraph.union(eclass, new) {
+                            changed.push(eclass);
+                        }
+                        Traced::Applied
                     }
-                    None
-                }
-                Err(Decline(reason)) => {
-                    egraph.analysis.declines.push(DeclineRecord {
-                        rule: self.rule.name(),
+                    Ok(Outcome::DoesNotApply(why)) => Traced::DoesNotApply(why),
+                    Err(Decline(reason)) => {
+                        egraph.analysis.declines.push(DeclineRecord {
+                            rule: rule.name(),
+                            class: eclass,
+                            node: node.clone().map_children(|c| c),
+                            reason: reason.clone(),
+                        });
+                        Traced::Declined(reason)
+                    }
+                };
+                egraph.analysis.current_rule = None;
+                if let Some(trace) = egraph.analysis.trace.as_mut() {
+                    trace.push(TraceEvent {
+                        rule: rule.name(),
                         class: eclass,
-                        node: node.clone().map_children(|c| c),
-                        reason: reason.clone(),
+                        op: op.clone(),
+                        outcome: traced,
                     });
-                    Some(reason)
                 }
-            };
-            egraph.analysis.current_rule = None;
-            if let Some(trace) = egraph.analysis.trace.as_mut() {
-                trace.push(TraceEvent {
-                    rule: self.rule.name(),
-                    class: eclass,
-                    op,
-                    declined,
-                });
             }
         }
         changed

@@ -6,7 +6,7 @@
 //! saturation stops; the time limit is only a safety net, and a run that hits it is an error,
 //! not a different answer.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +19,8 @@ use crate::extract::{self, CostModel};
 use crate::facts::Limits;
 use crate::language::Onnx;
 use crate::lower::{self, LowerOptions};
-use crate::rule::{self, Rule, TraceEvent};
+use crate::pattern::PatternError;
+use crate::rule::{self, Compiled, Rule, TraceEvent, Traced};
 use onnx_rewrite_pass::{Declined, EgraphStats, PassError, PassReport, RunLimits, describe_graph};
 
 /// How to run a set of rules.
@@ -88,6 +89,13 @@ pub enum RunError {
     },
     #[error("{graph}: the nodes form a cycle through {node}")]
     Cycle { graph: String, node: String },
+    /// A rule's pattern does not parse: a bug in the rule.
+    #[error("rule {rule}: {source}")]
+    Pattern {
+        rule: &'static str,
+        #[source]
+        source: PatternError,
+    },
 }
 
 /// Runs `rules` over every graph of the model.
@@ -96,6 +104,9 @@ pub fn rewrite_model(
     rules: &[Arc<dyn Rule>],
     options: &RewriteOptions<'_>,
 ) -> Result<RewriteSummary, RunError> {
+    let rules =
+        rule::compile(rules).map_err(|(rule, source)| RunError::Pattern { rule, source })?;
+    let rules = rules.as_slice();
     let mut summary = RewriteSummary::default();
     let mut names = Names::of(model);
     let read_before: Vec<ValueId> = constants(model)
@@ -140,7 +151,7 @@ fn constants(model: &Model) -> impl Iterator<Item = ValueId> + '_ {
 fn rewrite_graph(
     model: &mut Model,
     graph: GraphId,
-    rules: &[Arc<dyn Rule>],
+    rules: &[Arc<Compiled>],
     options: &RewriteOptions<'_>,
     names: &mut Names,
     summary: &mut RewriteSummary,
@@ -223,14 +234,14 @@ fn rewrite_graph(
     *stats.stop_reasons.entry(stop).or_default() += 1;
 
     // Mandatory rules: their anchor goes wherever they produced an alternative.
-    let mandatory: Vec<&Arc<dyn Rule>> = rules.iter().filter(|r| r.mandatory()).collect();
+    let mandatory: Vec<&Arc<Compiled>> = rules.iter().filter(|r| r.rule.mandatory()).collect();
     let mut pruned: HashSet<(Id, Onnx)> = HashSet::default();
     for class in egraph.classes() {
         for rule in &mandatory {
             let (anchors, others): (Vec<&Onnx>, Vec<&Onnx>) = class
                 .nodes
                 .iter()
-                .partition(|n| rule::is_anchor(&egraph, rule.as_ref(), n));
+                .partition(|n| rule.pattern.is_anchor(&egraph, n));
             if !anchors.is_empty() && !others.is_empty() {
                 pruned.extend(anchors.into_iter().map(|n| (class.id, n.clone())));
             }
@@ -258,12 +269,12 @@ fn rewrite_graph(
     let mut reported: HashSet<(&'static str, Id)> = HashSet::default();
     for record in &lowered.egraph.analysis.declines {
         let class = lowered.egraph.find(record.class);
-        let Some(rule) = rules.iter().find(|r| r.name() == record.rule) else {
+        let Some(rule) = rules.iter().find(|r| r.rule.name() == record.rule) else {
             continue;
         };
         let stayed = extraction
             .node(class)
-            .is_some_and(|n| rule::is_anchor(&lowered.egraph, rule.as_ref(), n));
+            .is_some_and(|n| rule.pattern.is_anchor(&lowered.egraph, n));
         if !stayed || !reported.insert((record.rule, class)) {
             continue;
         }
@@ -281,12 +292,16 @@ fn rewrite_graph(
     if let Some(trace) = &lowered.egraph.analysis.trace {
         summary
             .trace
-            .extend(trace.iter().map(|e: &TraceEvent| match &e.declined {
-                None => format!(
+            .extend(trace.iter().map(|e: &TraceEvent| match &e.outcome {
+                Traced::Applied => format!(
                     "{label}: {} applied to {} (e-class {})",
                     e.rule, e.op, e.class
                 ),
-                Some(reason) => format!(
+                Traced::DoesNotApply(why) => format!(
+                    "{label}: {} does not apply to {} (e-class {}): {why}",
+                    e.rule, e.op, e.class
+                ),
+                Traced::Declined(reason) => format!(
                     "{label}: {} declined on {} (e-class {}): {reason}",
                     e.rule, e.op, e.class
                 ),
@@ -306,10 +321,16 @@ fn accumulate(total: &mut EmitStats, one: &EmitStats) {
     total.bytes_removed += one.bytes_removed;
 }
 
-fn has_anchor(model: &Model, graph: GraphId, rules: &[Arc<dyn Rule>]) -> bool {
-    let anchors: HashMap<(&str, &str), ()> = rules.iter().map(|r| (r.anchor(), ())).collect();
+fn has_anchor(model: &Model, graph: GraphId, rules: &[Arc<Compiled>]) -> bool {
+    let anchors: HashSet<(&str, &str)> = rules
+        .iter()
+        .flat_map(|r| r.pattern.anchors().iter().copied())
+        .collect();
     model.graph(graph).nodes().iter().any(|n| {
         let node = model.node(*n);
-        anchors.contains_key(&(node.domain(), node.op_type()))
+        anchors.contains(&(
+            crate::language::normalize_domain(node.domain()),
+            node.op_type(),
+        ))
     })
 }

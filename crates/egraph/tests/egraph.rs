@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use onnx_rewrite_egraph::example::RemoveIdentity;
 use onnx_rewrite_egraph::extract::NodeCount;
 use onnx_rewrite_egraph::roundtrip::EgraphRoundTrip;
 use onnx_rewrite_egraph::rule::Rule;
-use onnx_rewrite_egraph::rules::identity::RemoveIdentity;
 use onnx_rewrite_egraph::run::{RewriteOptions, RewriteSummary, rewrite_model};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_pass::{Pass, PassContext};

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use onnx_rewrite::egraph::example::RemoveIdentity;
 use onnx_rewrite::egraph::extract::NodeCount;
 use onnx_rewrite::egraph::rule::Rule;
-use onnx_rewrite::egraph::rules::identity::RemoveIdentity;
 use onnx_rewrite::egraph::run::{RewriteOptions, RewriteSummary, rewrite_model};
 use onnx_rewrite::ir::{self, Model};
 use onnx_rewrite::pass::RunLimits;

@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
+use onnx_rewrite::egraph::example::RemoveIdentity;
 use onnx_rewrite::egraph::extract::NodeCount;
 use onnx_rewrite::egraph::rule::Rule;
-use onnx_rewrite::egraph::rules::identity::RemoveIdentity;
 use onnx_rewrite::egraph::run::{RewriteOptions, rewrite_model};
 use onnx_rewrite::proto::tensor_proto::DataType;
 use onnx_rewrite::proto::*;

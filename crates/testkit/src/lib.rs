@@ -56,6 +56,43 @@ pub fn apply(pass: &dyn Pass, source: &Model) -> (Model, PassReport) {
     (model, report)
 }
 
+/// Runs `pass` on `source` with `options` (flag, value) and `--trace-rules` on, and checks the
+/// one channel every pass reports through: it declines something, and each decline (its rule,
+/// node and reason) is also a line of the trace. Returns the report.
+pub fn assert_declines_traced(
+    pass: &dyn Pass,
+    source: &Model,
+    options: &[(&str, Option<&str>)],
+) -> PassReport {
+    let mut model = source.clone();
+    let mut cx = PassContext {
+        trace: true,
+        ..PassContext::default()
+    };
+    for (flag, value) in options {
+        cx.options.set(flag, value.map(str::to_owned));
+    }
+    let report = pass
+        .run(&mut model, &cx)
+        .unwrap_or_else(|e| panic!("{} runs: {e}", pass.name()));
+    assert!(
+        !report.declined.is_empty(),
+        "{}: the fixture must make the pass decline something",
+        pass.name()
+    );
+    for d in &report.declined {
+        assert!(
+            report.trace.iter().any(|line| line.contains(&d.rule)
+                && line.contains("declined")
+                && line.contains(&d.reason)),
+            "{}: decline {d:?} is not in the trace {:#?}",
+            pass.name(),
+            report.trace
+        );
+    }
+    report
+}
+
 /// Deterministic pseudo-random inputs for every graph input, symbolic dims bound to `dim`.
 pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
     inputs_sized(model, &[dim], seed)

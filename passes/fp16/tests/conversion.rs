@@ -532,3 +532,17 @@ fn large_weights_are_converted_as_the_model_is_saved() {
         "in memory"
     );
 }
+
+/// `--trace-rules`: a node kept float32 because nothing is known of its op (a custom domain)
+/// is a decline, and a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    let before = model(&format!(
+        "<ir_version: 10, opset_import: [\"\" : 17, \"custom\" : 1]>\n{}",
+        r#"g (float[2,3] x) => (float[2,3] y) {
+   [relu] r = Relu (x)
+   [mystery] y = custom.Mystery (r)
+}"#
+    ));
+    onnx_rewrite_testkit::assert_declines_traced(&Fp16Pass, &before, &[]);
+}

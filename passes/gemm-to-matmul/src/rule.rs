@@ -11,9 +11,9 @@
 //!   `[N]`, `[1,N]`, `[M,1]`, `[M,N]`), since the MatMul result is `[M, N]`.
 
 use onnx_rewrite_egraph::Id;
-use onnx_rewrite_egraph::Onnx;
 use onnx_rewrite_egraph::language::OpData;
-use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_egraph::pattern::Match;
+use onnx_rewrite_egraph::rule::{Decline, Outcome, Rule, RuleCx};
 use onnx_rewrite_ir::edit::attr;
 use onnx_rewrite_proto::tensor_proto::DataType;
 
@@ -26,8 +26,8 @@ impl Rule for GemmToMatMul {
         "gemm-to-matmul"
     }
 
-    fn anchor(&self) -> (&'static str, &'static str) {
-        ("", "Gemm")
+    fn pattern(&self) -> &'static str {
+        "Gemm(a, b) @gemm"
     }
 
     /// The Gemm must go: quantizers only take MatMul.
@@ -35,7 +35,7 @@ impl Rule for GemmToMatMul {
         true
     }
 
-    fn rewrite(&self, cx: &mut RuleCx<'_>, class: Id, node: &Onnx) -> Result<Id, Decline> {
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
         // Before opset 7, Add and Mul broadcast only through legacy attributes.
         if cx.opset("") < 7 {
             return Err(Decline::new(format!(
@@ -43,14 +43,11 @@ impl Rule for GemmToMatMul {
                 cx.opset("")
             )));
         }
-        let a = cx
-            .input(node, 0)
-            .ok_or_else(|| Decline::new("input A is missing"))?;
-        let b = cx
-            .input(node, 1)
-            .ok_or_else(|| Decline::new("input B is missing"))?;
+        let node = cx.node(m, "gemm")?.clone();
+        let node = &node;
+        let (a, b) = (cx.class(m, "a")?, cx.class(m, "b")?);
         let c = cx.input(node, 2);
-        let dtype = [class, a, b]
+        let dtype = [m.root, a, b]
             .iter()
             .find_map(|id| cx.facts(*id).and_then(|f| f.dtype))
             .ok_or_else(|| Decline::new("the element type is unknown"))?;
@@ -93,7 +90,7 @@ impl Rule for GemmToMatMul {
             };
             y = cx.add_op(OpData::new("Add", Vec::new(), 2), &[y, c]);
         }
-        Ok(y)
+        Ok(Outcome::Rewrite(y))
     }
 }
 

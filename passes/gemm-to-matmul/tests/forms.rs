@@ -176,3 +176,12 @@ fn a_replaced_value_with_value_info_passes_its_name_on() {
     assert!(after.contains("h = MatMul (a, w)"), "{after}");
     assert!(!after.contains("h_1"), "{after}");
 }
+
+/// `--trace-rules`: the decline is a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    let source = format!(
+        "{HEADER}\ng (int32[2,3] a, int32[3,2] w) => (int32[2,2] y) {{\n   [int_gemm] y = Gemm <alpha: float = 2.0> (a, w)\n}}"
+    );
+    onnx_rewrite_testkit::assert_declines_traced(&GemmToMatmulPass, &model(&source), &[]);
+}

@@ -34,3 +34,9 @@ fn a_crossing_from_a_node_without_a_device_kernel_is_declined_by_name() {
         bridge[0]
     );
 }
+
+/// `--trace-rules`: the bridge's decline is a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    onnx_rewrite_testkit::assert_declines_traced(&HoistScalarsPass, &model(NO_KERNEL), &[]);
+}

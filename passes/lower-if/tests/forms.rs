@@ -617,3 +617,19 @@ fn a_sound_and_an_unsound_if_in_one_graph() {
     assert_eq!(report.declined.len(), 1);
     insta::assert_snapshot!(snapshot(&after, &report));
 }
+
+/// `--trace-rules`: an `If` left is a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    let before = model(&format!(
+        "{HEADER}\n{}",
+        r#"g (bool c, float[3] x) => (seq(float[3]) y) {
+   [cond] y = If (c) <then_branch: graph = t () => (seq(float[3]) a) {
+      [seq] a = SequenceConstruct (x)
+   }, else_branch: graph = e () => (seq(float[3]) b) {
+      [seq2] b = SequenceConstruct (x, x)
+   }>
+}"#
+    ));
+    onnx_rewrite_testkit::assert_declines_traced(&LowerIfPass, &before, &[]);
+}

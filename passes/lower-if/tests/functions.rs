@@ -217,3 +217,19 @@ Helper <scale> (a) => (b) {
     assert_eq!(after.functions.len(), 1);
     insta::assert_snapshot!(snapshot(&after, &report));
 }
+
+/// `--trace-rules`: a call kept is a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    let before = model(
+        r#"<ir_version: 10, opset_import: ["" : 17, "local" : 1]>
+g (float[N,3] x) => (float[N,3] y) {
+   [call] y = local.Twice (x)
+}
+<domain: "local", opset_import: ["" : 13]>
+Twice (a) => (b) {
+   [add] b = Add (a, a)
+}"#,
+    );
+    onnx_rewrite_testkit::assert_declines_traced(&InlineFunctionsPass, &before, &[]);
+}

@@ -309,3 +309,14 @@ fn info_lists_the_layer() {
         "{survey}"
     );
 }
+
+/// `--trace-rules`: a layer declined is a line of the trace too.
+#[test]
+fn a_decline_is_in_the_trace() {
+    let before = parse(&batched_layer(SMALL, Mlp::Silu, false));
+    onnx_rewrite_testkit::assert_declines_traced(
+        &onnx_rewrite_moe_dense::MoeDensePass,
+        &before,
+        &[("moe-max-flops-ratio", Some("1.2"))],
+    );
+}

@@ -15,10 +15,10 @@
 
 use std::sync::Arc;
 
-use onnx_rewrite_egraph::Id;
-use onnx_rewrite_egraph::Onnx;
 use onnx_rewrite_egraph::language::OpData;
-use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_egraph::pattern::Match;
+use onnx_rewrite_egraph::rule::{Decline, Outcome, Rule, RuleCx};
+use onnx_rewrite_egraph::{Id, Onnx};
 use onnx_rewrite_facts::{DataType, Dim};
 use onnx_rewrite_ir::ValueId;
 use onnx_rewrite_ir::edit::attr;
@@ -35,35 +35,9 @@ pub type Sources = Arc<Vec<ValueId>>;
 /// Adds the input-rooted form of a small int64/int32 shape value (a scalar or a vector whose
 /// elements are known dims).
 pub struct CanonicalDims {
-    name: &'static str,
-    anchor: &'static str,
-    sources: Sources,
+    pub sources: Sources,
 }
 
-impl CanonicalDims {
-    /// The rule for every op that commonly computes shape values.
-    pub fn all(sources: &Sources) -> Vec<CanonicalDims> {
-        [
-            ("canonical-dims/Shape", "Shape"),
-            ("canonical-dims/Gather", "Gather"),
-            ("canonical-dims/Slice", "Slice"),
-            ("canonical-dims/Squeeze", "Squeeze"),
-            ("canonical-dims/Unsqueeze", "Unsqueeze"),
-            ("canonical-dims/Concat", "Concat"),
-            ("canonical-dims/Reshape", "Reshape"),
-            ("canonical-dims/Cast", "Cast"),
-        ]
-        .into_iter()
-        .map(|(name, anchor)| CanonicalDims {
-            name,
-            anchor,
-            sources: sources.clone(),
-        })
-        .collect()
-    }
-}
-
-/// One piece of a canonical vector.
 enum Piece {
     Known(Vec<i64>),
     /// Dims `start..end` of graph input `source`.
@@ -76,16 +50,21 @@ enum Piece {
 
 impl Rule for CanonicalDims {
     fn name(&self) -> &'static str {
-        self.name
+        "canonical-dims"
     }
 
-    fn anchor(&self) -> (&'static str, &'static str) {
-        ("", self.anchor)
+    /// Every op that computes a shape vector from shapes.
+    fn pattern(&self) -> &'static str {
+        "Shape|Gather|Slice|Squeeze|Unsqueeze|Concat|Reshape|Cast"
     }
 
-    fn rewrite(&self, cx: &mut RuleCx<'_>, class: Id, _node: &Onnx) -> Result<Id, Decline> {
-        // Not applicable (not a small shape value, or a dim without a source): nothing to add.
-        Ok(canonical(cx, class, &self.sources).unwrap_or(class))
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
+        Ok(canonical(cx, m.root, &self.sources).map_or(
+            Outcome::DoesNotApply(
+                "not a small shape value, a dim without a source, or already canonical",
+            ),
+            Outcome::Rewrite,
+        ))
     }
 }
 

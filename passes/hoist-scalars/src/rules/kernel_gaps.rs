@@ -7,9 +7,9 @@
 //! has the kernel.
 
 use onnx_rewrite_egraph::Id;
-use onnx_rewrite_egraph::Onnx;
 use onnx_rewrite_egraph::language::OpData;
-use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_egraph::pattern::Match;
+use onnx_rewrite_egraph::rule::{Decline, Outcome, Rule, RuleCx};
 use onnx_rewrite_facts::DataType;
 
 use onnx_rewrite_ort_kernels::{Ep, Ort};
@@ -25,21 +25,21 @@ impl Rule for EqualByComparisons {
         "equal-by-comparisons"
     }
 
-    fn anchor(&self) -> (&'static str, &'static str) {
-        ("", "Equal")
+    fn pattern(&self) -> &'static str {
+        "Equal(a, b)"
     }
 
-    fn rewrite(&self, cx: &mut RuleCx<'_>, class: Id, node: &Onnx) -> Result<Id, Decline> {
-        let (Some(a), Some(b)) = (cx.input(node, 0), cx.input(node, 1)) else {
-            return Err(Decline::new("an input is missing"));
-        };
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
+        let (a, b) = (cx.class(m, "a")?, cx.class(m, "b")?);
         // Comparisons of shape values run on the host anyway, with the rest of their chain.
         let host_side = |id: Id| {
             cx.facts(id)
                 .is_some_and(|f| f.constant.is_some() || f.shape_value.is_some())
         };
         if host_side(a) && host_side(b) {
-            return Ok(class);
+            return Ok(Outcome::DoesNotApply(
+                "both operands are host-side shape values",
+            ));
         }
         let Some(dtype) = cx.facts(a).and_then(|f| f.dtype) else {
             return Err(Decline::new("the element type is unknown"));
@@ -53,7 +53,7 @@ impl Rule for EqualByComparisons {
                 .is_found()
         };
         if has("Equal", &[&t, &t], "bool") {
-            return Ok(class); // the target has the kernel
+            return Ok(Outcome::DoesNotApply("CUDA has the Equal kernel here"));
         }
         if dtype == DataType::Bool {
             if !(has("Xor", &["bool", "bool"], "bool") && has("Not", &["bool"], "bool")) {
@@ -62,7 +62,9 @@ impl Rule for EqualByComparisons {
                 ));
             }
             let x = cx.add_op(OpData::new("Xor", Vec::new(), 2), &[a, b]);
-            return Ok(cx.add_op(OpData::new("Not", Vec::new(), 1), &[x]));
+            return Ok(Outcome::Rewrite(
+                cx.add_op(OpData::new("Not", Vec::new(), 1), &[x]),
+            ));
         }
         if opset < 12 {
             return Err(Decline::new("LessOrEqual/GreaterOrEqual need opset 12"));
@@ -77,6 +79,8 @@ impl Rule for EqualByComparisons {
         }
         let le = cx.add_op(OpData::new("LessOrEqual", Vec::new(), 2), &[a, b]);
         let ge = cx.add_op(OpData::new("GreaterOrEqual", Vec::new(), 2), &[a, b]);
-        Ok(cx.add_op(OpData::new("And", Vec::new(), 2), &[le, ge]))
+        Ok(Outcome::Rewrite(
+            cx.add_op(OpData::new("And", Vec::new(), 2), &[le, ge]),
+        ))
     }
 }

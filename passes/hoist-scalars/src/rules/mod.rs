@@ -29,16 +29,13 @@ pub use sequences::SliceSequencePiece;
 
 /// Every rule of the pass.
 pub fn all(sources: &Sources, ort: &'static Ort) -> Vec<Arc<dyn Rule>> {
-    let mut rules: Vec<Arc<dyn Rule>> = vec![
+    vec![
         Arc::new(SliceSequencePiece),
         Arc::new(EqualByComparisons { ort }),
-    ];
-    rules.extend(
-        CanonicalDims::all(sources)
-            .into_iter()
-            .map(|r| Arc::new(r) as Arc<dyn Rule>),
-    );
-    rules
+        Arc::new(CanonicalDims {
+            sources: sources.clone(),
+        }),
+    ]
 }
 
 /// Node count, plus what the CUDA EP makes an op cost: an op without a CUDA kernel at the

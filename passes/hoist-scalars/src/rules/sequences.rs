@@ -5,9 +5,8 @@
 //! the host and the sequence comes back: two copies per layer (ModernBERT's MLP, 56 copies over
 //! 28 layers). Each piece is a `Slice` of the tensor, which runs on the device.
 
-use onnx_rewrite_egraph::Id;
-use onnx_rewrite_egraph::Onnx;
-use onnx_rewrite_egraph::rule::{Decline, Rule, RuleCx};
+use onnx_rewrite_egraph::pattern::Match;
+use onnx_rewrite_egraph::rule::{Decline, Outcome, Rule, RuleCx};
 
 use super::build;
 
@@ -20,33 +19,19 @@ impl Rule for SliceSequencePiece {
         "slice-sequence-piece"
     }
 
-    fn anchor(&self) -> (&'static str, &'static str) {
-        ("", "SequenceAt")
+    fn pattern(&self) -> &'static str {
+        "SequenceAt(SplitToSequence(x) @split, position)"
     }
 
-    fn rewrite(&self, cx: &mut RuleCx<'_>, class: Id, node: &Onnx) -> Result<Id, Decline> {
-        let sequence = cx
-            .input(node, 0)
-            .ok_or_else(|| Decline::new("the sequence is missing"))?;
-        let position = cx
-            .input(node, 1)
-            .ok_or_else(|| Decline::new("the position is missing"))?;
-        let Some(split_node) = cx.egraph[sequence]
-            .nodes
-            .iter()
-            .find(|n| cx.op(n).is_some_and(|op| op.is("", "SplitToSequence")))
-            .cloned()
-        else {
-            return Ok(class); // not a split: nothing to do
-        };
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
+        let position = cx.class(m, "position")?;
+        let split_node = cx.node(m, "split")?.clone();
         let position = cx
             .facts(position)
             .and_then(|f| f.constant.as_ref())
             .and_then(|c| c.scalar_as_i64())
             .ok_or_else(|| Decline::new("the position is not a constant"))?;
-        let x = cx
-            .input(&split_node, 0)
-            .ok_or_else(|| Decline::new("SplitToSequence has no input"))?;
+        let x = cx.class(m, "x")?;
         let axis = cx.int_attribute(&split_node, "axis", 0);
         let keepdims = cx.int_attribute(&split_node, "keepdims", 1);
         let rank = cx
@@ -110,11 +95,11 @@ impl Rule for SliceSequencePiece {
             }
         };
         let piece = build::slice(cx, x, start, end, axis);
-        Ok(if unit && keepdims == 0 {
+        Ok(Outcome::Rewrite(if unit && keepdims == 0 {
             build::squeeze(cx, piece, axis)
         } else {
             piece
-        })
+        }))
     }
 }
 

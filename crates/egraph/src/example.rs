@@ -1,7 +1,8 @@
-//! Identity elimination: the worked example of the rule API.
+//! The worked example of the rule API: `Identity(x) → x`. The engine's own tests, property
+//! tests and benchmarks run it; passes keep their rules with them.
 //!
 //! A rule has three parts:
-//! 1. an **anchor**, the operator it rewrites (here `Identity` of the default domain);
+//! 1. a **pattern**, what it rewrites (here `Identity` of the default domain, its input `x`);
 //! 2. a **check** that returns a [`Decline`] with a reason when the rewrite would be unsafe
 //!    (the reason ends up in the pass report and in `--trace-rules`);
 //! 3. a **rewrite** that builds the replacement and returns its e-class; the runner merges it
@@ -11,10 +12,8 @@
 //! output is a graph output, extraction keeps the output's name (it re-inserts an Identity
 //! only if the input is itself an input, a constant or another output).
 
-use egg::Id;
-
-use crate::language::Onnx;
-use crate::rule::{Decline, Rule, RuleCx};
+use crate::pattern::Match;
+use crate::rule::{Decline, Outcome, Rule, RuleCx};
 
 /// `Identity(x) → x`: an Identity computes nothing.
 pub struct RemoveIdentity;
@@ -24,21 +23,19 @@ impl Rule for RemoveIdentity {
         "remove-identity"
     }
 
-    fn anchor(&self) -> (&'static str, &'static str) {
-        ("", "Identity")
+    fn pattern(&self) -> &'static str {
+        "Identity(x)"
     }
 
-    fn rewrite(&self, cx: &mut RuleCx<'_>, _class: Id, node: &Onnx) -> Result<Id, Decline> {
-        let input = cx
-            .input(node, 0)
-            .ok_or_else(|| Decline::new("the input is missing"))?;
+    fn apply(&self, cx: &mut RuleCx<'_>, m: &Match) -> Result<Outcome, Decline> {
+        let x = cx.class(m, "x")?;
         // Identity is also defined on sequences and optionals, whose e-classes carry no dtype;
         // only tensors are known to be safe to forward.
-        if cx.facts(input).and_then(|f| f.dtype).is_none() {
+        if cx.facts(x).and_then(|f| f.dtype).is_none() {
             return Err(Decline::new(
                 "the input is not a tensor of known element type",
             ));
         }
-        Ok(input)
+        Ok(Outcome::Rewrite(x))
     }
 }
