@@ -174,6 +174,9 @@ pub enum PassError {
     /// The model is not something the pass can take (exit 1).
     #[error(transparent)]
     Input(Box<dyn std::error::Error + Send + Sync>),
+    /// An option's value the pass cannot take (exit 1).
+    #[error(transparent)]
+    Option(#[from] BadOption),
     /// The pass's time limit ([`RunLimits::time_limit`]) cut in: an error, never a partial answer.
     #[error("{pass}: the time limit of {seconds} s cut in; raise it with --time-limit")]
     TimeLimit { pass: String, seconds: f64 },
@@ -183,6 +186,17 @@ pub enum PassError {
         pass: String,
         error: onnx_rewrite_ir::InvariantError,
     },
+}
+
+/// A pass option's value the pass cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{flag}: expected {expected}, got '{got}'")]
+pub struct BadOption {
+    /// The flag without dashes (`fp16-type`).
+    pub flag: &'static str,
+    /// What it takes, in words (`float16 or bfloat16`).
+    pub expected: &'static str,
+    pub got: String,
 }
 
 impl PassError {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use onnx_rewrite_pass::{PassError, PassOption, PassOptions};
+use onnx_rewrite_pass::{BadOption, PassError, PassOption, PassOptions};
 
 use crate::convert::Target;
 use crate::kernels::Ep;
@@ -92,9 +92,7 @@ impl Options {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
                 other => {
-                    return Err(PassError::input(format!(
-                        "--fp16-keep-io-types: expected true or false, got '{other}'"
-                    )));
+                    return Err(bad("fp16-keep-io-types", "true or false", other));
                 }
             };
         }
@@ -104,7 +102,7 @@ impl Options {
                     options.block_ops.remove(removed);
                 }
                 None if op.is_empty() => {
-                    return Err(PassError::input("--fp16-block-op: empty op type"));
+                    return Err(bad("fp16-block-op", "an op type", op));
                 }
                 None => {
                     options.block_ops.insert(op.clone());
@@ -121,9 +119,7 @@ impl Options {
                 "cuda" => Some(Ep::Cuda),
                 "any" => None,
                 other => {
-                    return Err(PassError::input(format!(
-                        "--fp16-target: expected cpu, cuda or any, got '{other}'"
-                    )));
+                    return Err(bad("fp16-target", "cpu, cuda or any", other));
                 }
             };
         }
@@ -132,9 +128,7 @@ impl Options {
                 "float16" | "fp16" | "f16" | "half" => Target::Float16,
                 "bfloat16" | "bf16" => Target::Bfloat16,
                 other => {
-                    return Err(PassError::input(format!(
-                        "--fp16-type: expected float16 or bfloat16, got '{other}'"
-                    )));
+                    return Err(bad("fp16-type", "float16 or bfloat16", other));
                 }
             };
         }
@@ -167,4 +161,12 @@ impl Options {
     pub fn needs_kernel(&self) -> bool {
         self.target == Target::Bfloat16
     }
+}
+
+fn bad(flag: &'static str, expected: &'static str, got: &str) -> PassError {
+    PassError::Option(BadOption {
+        flag,
+        expected,
+        got: got.to_owned(),
+    })
 }

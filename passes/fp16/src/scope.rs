@@ -12,6 +12,15 @@ use onnx_rewrite_pass::PassError;
 /// Nesting deeper than this is refused (a recursive walk must have a bound).
 const MAX_DEPTH: usize = 64;
 
+/// A model the walk cannot order.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScopeError {
+    #[error("subgraphs nested more than {MAX_DEPTH} deep")]
+    TooDeep,
+    #[error("{0} is on a cycle")]
+    Cycle(String),
+}
+
 pub(crate) struct Scope {
     /// Every node of the main graph and its subgraphs, in the global order.
     pub order: Vec<NodeId>,
@@ -31,14 +40,12 @@ impl Scope {
 
     fn visit(&mut self, model: &Model, graph: GraphId, depth: usize) -> Result<(), PassError> {
         if depth > MAX_DEPTH {
-            return Err(PassError::input(format!(
-                "subgraphs nested more than {MAX_DEPTH} deep"
-            )));
+            return Err(PassError::input(ScopeError::TooDeep));
         }
         self.graphs.push(graph);
-        let order = model.topological_order(graph).map_err(|node| {
-            PassError::input(format!("{} is on a cycle", model.describe_node(node)))
-        })?;
+        let order = model
+            .topological_order(graph)
+            .map_err(|node| PassError::input(ScopeError::Cycle(model.describe_node(node))))?;
         for node in order {
             let subgraphs: Vec<GraphId> = model.node(node).subgraphs().collect();
             for sub in subgraphs {

@@ -546,3 +546,27 @@ fn a_decline_is_in_the_trace() {
     ));
     onnx_rewrite_testkit::assert_declines_traced(&Fp16Pass, &before, &[]);
 }
+
+/// A value an option cannot take is a typed error naming the flag, not a message to parse.
+#[test]
+fn a_bad_option_value_is_a_typed_error() {
+    let mut before = model(&format!(
+        "{}\ng (float[2] x) => (float[2] y) {{\n   y = Relu (x)\n}}",
+        header(17)
+    ));
+    let mut options = PassOptions::default();
+    options.set("fp16-type", Some("float8".into()));
+    let cx = PassContext {
+        options,
+        ..PassContext::default()
+    };
+    let err = Fp16Pass.run(&mut before, &cx).expect_err("refused");
+    let onnx_rewrite_pass::PassError::Option(bad) = &err else {
+        panic!("not an option error: {err}");
+    };
+    assert_eq!((bad.flag, bad.got.as_str()), ("fp16-type", "float8"));
+    assert_eq!(
+        err.to_string(),
+        "--fp16-type: expected float16 or bfloat16, got 'float8'"
+    );
+}

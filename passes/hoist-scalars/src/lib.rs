@@ -94,8 +94,7 @@ impl Pass for HoistScalarsPass {
                 .map_err(|e| PassError::input(format!("--{ORT_VERSION}: {e}")))?,
             None => ort::pinned(),
         };
-        let predict =
-            |model: &Model| predict(model, &options).map_err(|e| PassError::input(e.to_string()));
+        let predict = |model: &Model| predict(model, &options).map_err(PassError::input);
         let before = predict(model)?;
 
         // 1-3: fold, one source per dim, device forms of missing kernels.
@@ -124,8 +123,7 @@ impl Pass for HoistScalarsPass {
             let mut names = Names::of(model);
             for graph in placement::partitioned_graphs(model) {
                 let label = describe_graph(model, graph);
-                let placed = placement::place(model, graph, ort)
-                    .map_err(|e| PassError::input(e.to_string()))?;
+                let placed = placement::place(model, graph, ort).map_err(PassError::input)?;
                 let before_count = placed.crossings.len();
                 if before_count == 0 {
                     continue;
@@ -136,7 +134,7 @@ impl Pass for HoistScalarsPass {
                 edit::sweep(&mut trial, &outcome.unread)
                     .map_err(|e| PassError::input(format!("{label}: {e}")))?;
                 let after_count = placement::place(&trial, graph, ort)
-                    .map_err(|e| PassError::input(e.to_string()))?
+                    .map_err(PassError::input)?
                     .crossings
                     .len();
                 let kept = !outcome.bridged.is_empty() && after_count < before_count;
@@ -219,8 +217,7 @@ impl Pass for HoistScalarsPass {
 /// graph's inputs that no node reads in CPU memory (a `Shape`, which reads its input on the
 /// device, of an input also read on the host would add a copy of that input), then the others.
 fn dim_sources(model: &Model, ort: &ort::Ort) -> Result<Vec<ValueId>, PassError> {
-    let on_host =
-        placement::inputs_read_on_host(model, ort).map_err(|e| PassError::input(e.to_string()))?;
+    let on_host = placement::inputs_read_on_host(model, ort).map_err(PassError::input)?;
     let inputs = model.graph(model.main()).inputs().iter().map(|io| io.value);
     let (mut sources, host): (Vec<ValueId>, Vec<ValueId>) =
         inputs.partition(|v| !on_host.contains(v));

@@ -111,16 +111,14 @@ pub(crate) fn inline_functions(
         ..
     } = cx;
     for graph in touched {
-        sort(model, graph).map_err(|e| PassError::input(e.to_string()))?;
+        sort(model, graph).map_err(PassError::input)?;
     }
     let called_after = called(model, &table);
     let mut gone: Vec<usize> = called_before.difference(&called_after).copied().collect();
     gone.sort_unstable_by(|a, b| b.cmp(a));
     let mut domains = BTreeSet::new();
     for index in gone {
-        let f = model
-            .remove_function(index)
-            .map_err(|e| PassError::input(e.to_string()))?;
+        let f = model.remove_function(index).map_err(PassError::input)?;
         domains.insert(normalize(f.proto.domain()).to_owned());
         outcome.functions_removed.push(describe_function(&f.proto));
     }

@@ -86,8 +86,8 @@ pub enum MoeError {
         ratio: f64,
         max_ratio: f64,
     },
-    #[error("--{MAX_RATIO_FLAG} takes a positive number, not '{0}'")]
-    BadRatio(String),
+    #[error(transparent)]
+    BadRatio(#[from] onnx_rewrite_pass::BadOption),
     #[error("{graph}: {node} is on a cycle")]
     Cycle { graph: String, node: String },
 }
@@ -139,7 +139,8 @@ impl From<MoeError> for PassError {
     fn from(e: MoeError) -> Self {
         match e {
             MoeError::BakedTrace { .. } | MoeError::BakedOverBudget { .. } => refused(&[e]),
-            MoeError::BadRatio(_) | MoeError::Cycle { .. } => PassError::input(e.to_string()),
+            MoeError::BadRatio(bad) => PassError::Option(bad),
+            MoeError::Cycle { .. } => PassError::input(e),
         }
     }
 }
@@ -366,7 +367,13 @@ impl Pass for MoeDensePass {
                 .parse::<f64>()
                 .ok()
                 .filter(|r| r.is_finite() && *r > 0.0)
-                .ok_or_else(|| MoeError::BadRatio(v.to_owned()))?,
+                .ok_or_else(|| {
+                    MoeError::BadRatio(onnx_rewrite_pass::BadOption {
+                        flag: MAX_RATIO_FLAG,
+                        expected: "a positive number",
+                        got: v.to_owned(),
+                    })
+                })?,
         };
         let want_stack = cx.options.is_set(STACK_FLAG);
         let mut found = find(model)?;
