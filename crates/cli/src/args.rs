@@ -101,7 +101,8 @@ pub struct LimitArgs {
     /// Rule-application rounds per graph.
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub egraph_iter_limit: usize,
-    /// Seconds per graph before the pass fails.
+    /// Seconds an e-graph may saturate, and a pass outside the e-graph may run, before the pass
+    /// fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
     pub egraph_time_limit: f64,
 }

@@ -178,7 +178,7 @@ pub enum PassError {
     #[error(transparent)]
     Option(#[from] BadOption),
     /// The pass's time limit ([`RunLimits::time_limit`]) cut in: an error, never a partial answer.
-    #[error("{pass}: the time limit of {seconds} s cut in; raise it with --time-limit")]
+    #[error("{pass}: the time limit of {seconds} s cut in; raise it with --egraph-time-limit")]
     TimeLimit { pass: String, seconds: f64 },
     /// The pass left the IR inconsistent: a bug in the pass, found by the check after it.
     #[error("pass '{pass}' left the model inconsistent (a bug in onnx-rewrite): {error}")]

@@ -148,6 +148,7 @@ impl Pass for Fp16Pass {
             .into_iter()
             .map(|(v, x)| (model.value(v).name().to_owned(), x))
             .collect();
+        cx.deadline(started).check(self.name())?;
         let stats = rewrite::apply(model, &plan, cx.pending_payloads)
             .map_err(|e| PassError::input(format!("applying the precision plan: {e}")))?;
         let type_name = match options.target {

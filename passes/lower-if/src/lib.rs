@@ -37,7 +37,9 @@ use std::time::Instant;
 use onnx_rewrite_facts::fit;
 use onnx_rewrite_ir::edit::Names;
 use onnx_rewrite_ir::{GraphId, GraphOwner, Model, NodeId, ValueId};
-use onnx_rewrite_pass::{Pass, PassContext, PassError, PassReport, count_ops, describe_graph};
+use onnx_rewrite_pass::{
+    Deadline, Pass, PassContext, PassError, PassReport, count_ops, describe_graph,
+};
 use serde_json::{Value as Json, json};
 
 pub use functions::MAX_CALL_DEPTH;
@@ -103,7 +105,7 @@ impl Pass for LowerIfPass {
         let inlined = functions::inline_functions(model, &mut names)?;
         record_inlining(&mut report, inlined);
 
-        let lowering = lower_ifs(model, &mut names)?;
+        let lowering = lower_ifs(model, &mut names, &cx.deadline(started))?;
         let exposed = fit::exposed_at(model, lowering.rank_readers.iter().copied());
         let fitted = fit::readers(model, &exposed)
             .map_err(|e| PassError::input(format!("fitting the readers of inlined values: {e}")))?;
@@ -210,16 +212,22 @@ struct Lowering {
     rank_readers: BTreeSet<(NodeId, usize)>,
 }
 
-fn lower_ifs(model: &mut Model, names: &mut Names) -> Result<Lowering, PassError> {
+fn lower_ifs(
+    model: &mut Model,
+    names: &mut Names,
+    deadline: &Deadline,
+) -> Result<Lowering, PassError> {
     let mut out = Lowering::default();
     let mut scalar_shapes: BTreeMap<GraphId, Option<ValueId>> = BTreeMap::new();
     for _ in 0..MAX_ROUNDS {
         out.rank_readers.extend(fit::rank_readers_of_ifs(model));
         let mut changed = false;
         for graph in graphs_with_ifs(model) {
+            deadline.check("lower-if")?;
             changed |= inline_constants(model, graph, names, &mut out)?;
         }
         for graph in graphs_with_ifs(model) {
+            deadline.check("lower-if")?;
             if !is_live(model, graph) {
                 continue;
             }

@@ -633,3 +633,28 @@ fn a_decline_is_in_the_trace() {
     ));
     onnx_rewrite_testkit::assert_declines_traced(&LowerIfPass, &before, &[]);
 }
+
+/// The time limit holds for a pass outside the e-graph too: past it, an error, no answer.
+#[test]
+fn the_time_limit_is_an_error() {
+    use onnx_rewrite_pass::{Pass, PassContext, PassError, RunLimits};
+    let mut m = model(&format!(
+        "{HEADER}\n{}",
+        r#"g (bool c, float[3] x) => (float[3] y) {
+   [cond] y = If (c) <then_branch: graph = t () => (float[3] a) {
+      [neg] a = Neg (x)
+   }, else_branch: graph = e () => (float[3] b) {
+      [abs] b = Abs (x)
+   }>
+}"#
+    ));
+    let cx = PassContext {
+        limits: RunLimits {
+            time_limit: std::time::Duration::ZERO,
+            ..RunLimits::default()
+        },
+        ..PassContext::default()
+    };
+    let err = LowerIfPass.run(&mut m, &cx).expect_err("out of time");
+    assert!(matches!(err, PassError::TimeLimit { .. }), "{err}");
+}

@@ -472,6 +472,7 @@ impl Pass for MoeDensePass {
                 ));
             }
             for (li, layer) in f.layers.iter().enumerate() {
+                cx.deadline(started).check(self.name())?;
                 let name = layer.name(model);
                 let stack = match &decisions[fi][li] {
                     Decision::Decline(why) => {
