@@ -59,6 +59,10 @@ pub fn run(args: &ApplyArgs, options: onnx_rewrite::PassOptions) -> Result<(), F
     if !args.quiet && !outcome.report.passes.is_empty() {
         eprint!("{}", table(&outcome.report));
     }
+    // Even under --quiet: the output may be a wrong model, and nothing else says so.
+    for warning in &outcome.report.warnings {
+        eprintln!("onnx-rewrite: warning: MoE dispatch left in the {warning}");
+    }
     // A failed verification prints its summary in the error message instead.
     if let (false, Some(v)) = (args.quiet, &outcome.verify)
         && v.passed

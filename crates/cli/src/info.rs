@@ -54,6 +54,9 @@ fn human(info: &ModelInfo) -> String {
     for (pass, finding) in &info.passes {
         let _ = writeln!(s, "pass {pass:<13} {finding}");
     }
+    for region in &info.moe_dispatch {
+        let _ = writeln!(s, "moe dispatch       {region}");
+    }
     let _ = writeln!(s, "ops");
     let mut ops: Vec<(&String, &usize)> = info.ops.iter().collect();
     ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -32,6 +32,9 @@ pub struct ModelInfo {
     pub ops: BTreeMap<String, usize>,
     /// What each pass would find, by pass name (passes with nothing to do are left out).
     pub passes: BTreeMap<String, String>,
+    /// Where a router's top-k indices dispatch tokens at run time (MoE layers, in any form
+    /// but the dense one), one line each.
+    pub moe_dispatch: Vec<String>,
 }
 
 /// A graph input or output.
@@ -91,6 +94,7 @@ impl ModelInfo {
                 .iter()
                 .filter_map(|p| Some((p.name().to_owned(), p.survey(model)?)))
                 .collect(),
+            moe_dispatch: crate::session::dispatch_regions(model),
         };
         for graph_id in model.graph_ids() {
             let graph = model.graph(graph_id);

@@ -50,6 +50,33 @@ impl ApplyError {
     }
 }
 
+/// Every MoE dispatch the model holds (see [`onnx_rewrite_moe_dense::guard`]), one line each.
+pub fn dispatch_regions(model: &Model) -> Vec<String> {
+    onnx_rewrite_moe_dense::guard::dispatch_regions(model)
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {}",
+                onnx_rewrite_pass::describe_graph(model, d.graph),
+                d.describe(model)
+            )
+        })
+        .collect()
+}
+
+/// The dispatch an output still holds, as warnings: a model that may be a baked trace never
+/// leaves without a word, whatever the passes.
+fn dispatch_warnings(model: &Model) -> Vec<String> {
+    dispatch_regions(model)
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{r}; no pass proved it a complete MoE layer, so the model stays data-dependent there and may be a trace missing experts"
+            )
+        })
+        .collect()
+}
+
 /// `--strict`: any decline fails the apply.
 pub fn check_strict(report: &PipelineReport) -> Result<(), ApplyError> {
     match report.declines() {
@@ -158,7 +185,7 @@ pub fn apply(
     let info_before = request.regions.then(|| ModelInfo::of(model));
     let mut sketch = request.regions.then(|| report::GraphSketch::of(model));
     let mut regions = Vec::new();
-    let report = pipeline
+    let mut report = pipeline
         .run_observed(model, cx, on_pass, |_, after| {
             if let Some(before) = &mut sketch {
                 let now = report::GraphSketch::of(after);
@@ -176,6 +203,7 @@ pub fn apply(
                 source,
             },
         })?;
+    report.warnings = dispatch_warnings(model);
     // Verification and the before/after pages read the weights.
     if request.verify.is_some() || request.regions {
         model.materialize_pending();

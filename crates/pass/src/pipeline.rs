@@ -69,6 +69,10 @@ pub struct PipelineReport {
     /// Passes run because a named pass needs them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inserted: Vec<String>,
+    /// What the output still holds that a user must hear of, whatever the passes (a MoE
+    /// dispatch no pass proved, which may be a baked trace); filled by the front end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl PipelineReport {
@@ -162,6 +166,7 @@ impl Pipeline {
         let mut report = PipelineReport {
             passes: Vec::new(),
             inserted: self.inserted.clone(),
+            warnings: Vec::new(),
         };
         for (index, pass) in self.passes.iter().enumerate() {
             on_pass(index, pass.name());

@@ -22,6 +22,7 @@ mod dense;
 mod detect;
 mod expert;
 mod graph;
+pub mod guard;
 mod tensor;
 
 use std::time::Instant;
@@ -74,6 +75,17 @@ pub enum MoeError {
         missing: Vec<usize>,
         // Boxed: the refusal is rare, and every `Result` of the pass carries its size.
         why: Box<RebuildError>,
+    },
+    /// A dispatch no detector reads whose router chooses among more experts than the graph
+    /// tests: a baked trace the pass can neither prove nor rebuild.
+    #[error(
+        "MoE dispatch at {router}: the router chooses among {experts} experts, but the graph tests experts {present:?} only (a trace that kept the experts its example input reached); experts {missing:?} are missing, and this spelling is not one the pass can rebuild. The model is wrong for any token routed to them; re-export it with every expert (a static loop over all experts, or transformers' batched_mm experts)"
+    )]
+    BakedUnread {
+        router: String,
+        experts: i64,
+        present: Vec<i64>,
+        missing: Vec<i64>,
     },
     /// A baked trace only the dense form repairs, over the FLOPs limit: leaving it as it is
     /// would leave a wrong model.
@@ -138,7 +150,9 @@ fn refused(errors: &[MoeError]) -> PassError {
 impl From<MoeError> for PassError {
     fn from(e: MoeError) -> Self {
         match e {
-            MoeError::BakedTrace { .. } | MoeError::BakedOverBudget { .. } => refused(&[e]),
+            MoeError::BakedTrace { .. }
+            | MoeError::BakedOverBudget { .. }
+            | MoeError::BakedUnread { .. } => refused(&[e]),
             MoeError::BadRatio(bad) => PassError::Option(bad),
             MoeError::Cycle { .. } => PassError::input(e),
         }
@@ -447,6 +461,25 @@ impl Pass for MoeDensePass {
             decisions.push(ds);
             rebuilt.push(rs);
         }
+        // A baked dispatch no detector read: nothing to rebuild it from, so refused too.
+        let layers: Vec<NodeId> = found
+            .iter()
+            .flat_map(|f| f.layers.iter().map(|l| l.anchor))
+            .collect();
+        let unread: Vec<guard::Dispatch> = guard::dispatch_regions(model)
+            .into_iter()
+            .filter(|d| !layers.contains(&d.router))
+            .collect();
+        refusals.extend(
+            guard::baked(model, &unread)
+                .into_iter()
+                .map(|b| MoeError::BakedUnread {
+                    router: model.describe_node(b.router),
+                    experts: b.experts,
+                    present: b.present,
+                    missing: b.missing,
+                }),
+        );
         if !refusals.is_empty() {
             return Err(refused(&refusals));
         }
@@ -535,7 +568,25 @@ impl Pass for MoeDensePass {
         report
             .details
             .insert("extra_flops_per_token".into(), json!(extra_flops));
+        decline_dispatch_left(model, &mut report);
         Ok(report.finish(model, started))
+    }
+}
+
+/// Every MoE dispatch still in the model that no decline above names (a spelling no detector
+/// reads, a region a detector rejected elsewhere) is declined by its dispatching node: the
+/// model stays data-dependent there, and it may be a trace missing experts.
+fn decline_dispatch_left(model: &Model, report: &mut PassReport) {
+    for region in guard::dispatch_regions(model) {
+        let named = [region.router, region.sink].map(|n| model.describe_node(n));
+        if report.declined.iter().any(|d| named.contains(&d.node)) {
+            continue;
+        }
+        let reason = format!(
+            "{}; no MoE layer was proved here (router, every expert, a weighted combine), so it stays data-dependent and may be a trace missing experts",
+            region.describe(model)
+        );
+        report.decline(model, region.sink, "moe-dense", reason);
     }
 }
 
