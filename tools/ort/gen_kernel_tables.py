@@ -23,10 +23,10 @@ Writes `crates/ort-kernels/src/ort-<version>.json`:
 
 With `--schema-table` it also rewrites `crates/ort-kernels/src/schema/table.rs` (the
 compiled-in schema table, from the same `get_all_operator_schema()`); the fp16 kernel tables
-are no longer generated: `passes/fp16/src/kernels` adapts the shared JSON at run time.
+are no longer generated: fp16 asks `crates/ort-kernels` (the shared JSON) at run time.
 
 Memory types (which kernel inputs/outputs live in CPU memory) are not exported by either
-source; they are kept by hand in `passes/hoist-scalars/src/ort/memory.rs`.
+source; they are kept by hand in `crates/ort-kernels/src/memory.rs`.
 
 Usage (the committed table was made with the second form):
 

@@ -4,7 +4,7 @@
 //! dims.
 //!
 //! ```text
-//! cargo run -p onnx-rewrite-egraph --example infer_model -- model.onnx [--values]
+//! cargo run -p onnx-rewrite-facts --example infer_model -- model.onnx [--values]
 //! ```
 //!
 //! `tools/facts/compare_inference.py` compares this output with onnx's shape inference.
