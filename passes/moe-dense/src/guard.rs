@@ -170,8 +170,11 @@ pub struct Baked {
 }
 
 /// Routers of `regions` that are baked: every test is `Equal` against a constant expert id,
-/// the router's expert count is known, and some ids in `0..experts` are never tested. A router
-/// tested any other way (`OneHot`, a loop counter) is not judged.
+/// at least two ids are tested, the router's expert count is known, and some ids in
+/// `0..experts` are never tested. A router tested any other way (`OneHot`, a loop counter) is
+/// not judged, nor one tested against a single id: a generation loop's `ids == eos` looks
+/// like that, and a refusal must never fall on a complete model (a top-1 trace that kept one
+/// expert is still declined and warned of, not refused).
 pub fn baked(model: &Model, regions: &[Dispatch]) -> Vec<Baked> {
     let mut facts = Facts::default();
     let mut routers: Vec<NodeId> = regions.iter().map(|r| r.router).collect();
@@ -191,7 +194,7 @@ pub fn baked(model: &Model, regions: &[Dispatch]) -> Vec<Baked> {
         }
         present.sort_unstable();
         present.dedup();
-        if present.iter().any(|e| !(0..experts).contains(e)) {
+        if present.len() < 2 || present.iter().any(|e| !(0..experts).contains(e)) {
             continue;
         }
         let missing: Vec<i64> = (0..experts).filter(|e| !present.contains(e)).collect();

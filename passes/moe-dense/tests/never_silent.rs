@@ -32,9 +32,27 @@ g (float[T,4] x, float[T,3] logits) => (float[4] y) <int64[1] k = {1}, int64 e0 
    [add2] y = Add (y01, y2)
 }"#;
 
-/// Only expert 0 of the router's three is tested: a trace that kept what its example input
-/// reached.
+/// Only experts 0 and 1 of the router's four are tested: a trace that kept what its example
+/// input reached.
 const BAKED: &str = r#"<ir_version: 10, opset_import: ["" : 17]>
+g (float[T,4] x, float[T,4] logits) => (float[4] y) <int64[1] k = {2}, int64 e0 = {0}, int64 e1 = {1}, int64[1] axis0 = {0}> {
+   [router] w, ids = TopK <axis: int = -1> (logits, k)
+   [pick] hit0 = Equal (ids, e0)
+   [rows] nz0 = NonZero (hit0)
+   [first] tok0 = Gather <axis: int = 0> (nz0, e0)
+   [take] xs0 = Gather <axis: int = 0> (x, tok0)
+   [sum] y0 = ReduceSum <keepdims: int = 0> (xs0, axis0)
+   [pick1] hit1 = Equal (ids, e1)
+   [rows1] nz1 = NonZero (hit1)
+   [first1] tok1 = Gather <axis: int = 0> (nz1, e0)
+   [take1] xs1 = Gather <axis: int = 0> (x, tok1)
+   [sum1] y1 = ReduceSum <keepdims: int = 0> (xs1, axis0)
+   [add] y = Add (y0, y1)
+}"#;
+
+/// One id tested, as a generation loop tests `ids == eos`: declined and warned of, never
+/// refused (a complete model must not be refused).
+const ONE_ID: &str = r#"<ir_version: 10, opset_import: ["" : 17]>
 g (float[T,4] x, float[T,3] logits) => (float[4] y) <int64[1] k = {1}, int64 e0 = {0}, int64[1] axis0 = {0}> {
    [router] w, ids = TopK <axis: int = -1> (logits, k)
    [pick] hit = Equal (ids, e0)
@@ -86,12 +104,20 @@ fn a_baked_dispatch_no_detector_reads_is_refused_with_the_missing_experts() {
     };
     assert!(
         message.contains("'router' (TopK)")
-            && message.contains("chooses among 3 experts")
-            && message.contains("tests experts [0] only")
-            && message.contains("experts [1, 2] are missing"),
+            && message.contains("chooses among 4 experts")
+            && message.contains("tests experts [0, 1] only")
+            && message.contains("experts [2, 3] are missing"),
         "{message}"
     );
     assert_eq!(bytes(&m), before, "nothing edited");
+}
+
+#[test]
+fn a_single_tested_id_is_declined_not_refused() {
+    let before = model(ONE_ID);
+    let (after, report) = apply(&MoeDensePass, &before);
+    assert_eq!(bytes(&after), bytes(&before));
+    assert_eq!(report.declined.len(), 1, "{:?}", report.declined);
 }
 
 #[test]
