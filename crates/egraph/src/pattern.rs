@@ -59,8 +59,6 @@ pub struct PatternError {
 pub struct Match {
     /// The e-class of the root.
     pub root: Id,
-    /// The root e-node (an anchor of the rule).
-    pub anchor: Option<Onnx>,
     classes: SmallVec<[(&'static str, Id); 4]>,
     nodes: SmallVec<[(&'static str, Onnx); 2]>,
 }
@@ -141,7 +139,6 @@ impl Pattern {
         let mut found = node_matches(egraph, &self.root, anchor);
         for m in &mut found {
             m.root = class;
-            m.anchor = Some(anchor.clone());
         }
         found
     }

@@ -385,10 +385,6 @@ impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
             .collect();
         let mut changed = Vec::new();
         for node in anchors {
-            let op = match &node {
-                Onnx::Op(key, _) => egraph.analysis.ops.get(*key).op_type.clone(),
-                _ => String::new(),
-            };
             for m in pattern.matches(egraph, eclass, &node) {
                 egraph.analysis.current_rule = Some(rule.name());
                 let outcome = rule.apply(&mut RuleCx { egraph }, &m);
@@ -411,13 +407,18 @@ impl Applier<Onnx, OnnxAnalysis> for RuleApplier {
                     }
                 };
                 egraph.analysis.current_rule = None;
-                if let Some(trace) = egraph.analysis.trace.as_mut() {
-                    trace.push(TraceEvent {
+                if egraph.analysis.trace.is_some() {
+                    let op = match &node {
+                        Onnx::Op(key, _) => egraph.analysis.ops.get(*key).op_type.clone(),
+                        _ => String::new(),
+                    };
+                    let event = TraceEvent {
                         rule: rule.name(),
                         class: eclass,
-                        op: op.clone(),
+                        op,
                         outcome: traced,
-                    });
+                    };
+                    egraph.analysis.trace.get_or_insert_default().push(event);
                 }
             }
         }

@@ -10,19 +10,10 @@ use onnx_rewrite_egraph::rule::Rule;
 use onnx_rewrite_egraph::run::{RewriteOptions, RewriteSummary, rewrite_model};
 use onnx_rewrite_ir::Model;
 use onnx_rewrite_pass::{Pass, PassContext};
-use onnx_rewrite_text::{PrintOptions, parse_model, print_model};
 
-fn model(text: &str) -> Model {
-    let proto = parse_model(text).unwrap_or_else(|e| panic!("test model parses: {e}"));
-    onnx_rewrite_ir::load::from_proto(proto, None).expect("test model loads")
-}
+mod common;
 
-fn text(model: &Model) -> String {
-    print_model(
-        &onnx_rewrite_ir::save::to_proto(model).expect("saves"),
-        &PrintOptions::default(),
-    )
-}
+use common::{model, text};
 
 fn rewrite(model: &mut Model, rules: Vec<Arc<dyn Rule>>) -> RewriteSummary {
     let options = RewriteOptions {

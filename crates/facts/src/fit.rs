@@ -10,7 +10,7 @@ use onnx_rewrite_ir::edit::fit::{self, FitOutcome, KnownShape};
 use onnx_rewrite_ir::{GraphId, InvariantError, Model, Node, NodeId, Use, ValueId};
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::GraphFacts;
+use crate::{GraphFacts, PerGraph};
 
 /// Fits every reader of `exposed` that demands a rank (a scalar, a 1-D shape or axes); shapes
 /// from the analysis, taken before any edit. Nothing is lowered or named unless such a reader
@@ -101,15 +101,12 @@ fn fit_with(
 /// Each graph inferred at most once, on first need.
 #[derive(Default)]
 struct Analyses {
-    graphs: HashMap<GraphId, Option<GraphFacts>>,
+    graphs: PerGraph,
 }
 
 impl Analyses {
     fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut GraphFacts> {
-        self.graphs
-            .entry(graph)
-            .or_insert_with(|| GraphFacts::of(model, graph).ok())
-            .as_mut()
+        self.graphs.of(model, graph)
     }
 
     /// The value of an `If` condition of `graph`, when inference holds it as a constant.

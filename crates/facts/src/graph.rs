@@ -421,6 +421,21 @@ impl GraphFacts {
     }
 }
 
+/// Graphs inferred at most once each, on first need: for a reader that asks about values of
+/// several graphs of one model, unedited between its questions.
+#[derive(Default)]
+pub struct PerGraph(HashMap<GraphId, Option<GraphFacts>>);
+
+impl PerGraph {
+    /// The facts of `graph` (`None` when it has a cycle).
+    pub fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut GraphFacts> {
+        self.0
+            .entry(graph)
+            .or_insert_with(|| GraphFacts::of(model, graph).ok())
+            .as_mut()
+    }
+}
+
 /// Enclosing graphs whose facts are brought into a subgraph's, at most.
 const MAX_NESTING: usize = 16;
 

@@ -37,7 +37,7 @@ mod proptests;
 pub use attrs::{Attrs, Unusable};
 pub use conflict::Conflict;
 pub use constant::{ConstData, ConstTensor};
-pub use graph::{GraphFacts, identified_by_node, leaf_facts, normalize_domain};
+pub use graph::{GraphFacts, PerGraph, identified_by_node, leaf_facts, normalize_domain};
 pub use infer::{Limits, OpInfo, infer};
 pub use onnx_rewrite_proto::tensor_proto::DataType;
 pub use shape::{Monomial, Shape, broadcast, broadcast_dim, normalize_axes, normalize_axis};

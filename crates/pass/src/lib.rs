@@ -313,15 +313,6 @@ impl PassReport {
         self.declined.push(declined);
     }
 
-    /// Records that `rule` rewrote what `at` names: a count in `rules`, and a trace line.
-    pub fn applied(&mut self, rule: &str, at: impl FnOnce() -> String) {
-        *self.rules.entry(rule.to_owned()).or_default() += 1;
-        if self.tracing {
-            let at = at();
-            self.trace.push(format!("{at}: {rule} applied"));
-        }
-    }
-
     /// A line of the trace, built only when tracing.
     pub fn trace(&mut self, line: impl FnOnce() -> String) {
         if self.tracing {

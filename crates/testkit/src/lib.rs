@@ -93,6 +93,43 @@ pub fn assert_declines_traced(
     report
 }
 
+/// A MoE-style dispatch in ONNX text that no detector reads as a layer: a router `TopK` (top
+/// `k` of `experts`) and, for each id in `tested`, that expert's tokens found with
+/// `NonZero(Equal(ids, e))`, gathered and summed. The first expert's nodes are named `router`,
+/// `pick`, `rows`; the others `pick{e}`, `rows{e}`.
+pub fn moe_dispatch_text(experts: usize, k: usize, tested: &[i64]) -> String {
+    let ids: Vec<String> = tested
+        .iter()
+        .map(|e| format!("int64 e{e} = {{{e}}}"))
+        .collect();
+    let mut body = String::from("   [router] w, ids = TopK <axis: int = -1> (logits, k)\n");
+    let mut sums = Vec::new();
+    for (i, e) in tested.iter().enumerate() {
+        let s = if i == 0 { String::new() } else { e.to_string() };
+        body.push_str(&format!(
+            "   [pick{s}] hit{e} = Equal (ids, e{e})\n   [rows{s}] nz{e} = NonZero (hit{e})\n   [first{s}] tok{e} = Gather <axis: int = 0> (nz{e}, zero)\n   [take{s}] xs{e} = Gather <axis: int = 0> (x, tok{e})\n   [sum{s}] y{e} = ReduceSum <keepdims: int = 0> (xs{e}, axis0)\n"
+        ));
+        sums.push(format!("y{e}"));
+    }
+    let mut total = sums[0].clone();
+    for (i, next) in sums.iter().enumerate().skip(1) {
+        let out = if i + 1 == sums.len() {
+            "y".to_owned()
+        } else {
+            format!("acc{i}")
+        };
+        body.push_str(&format!("   [add{i}] {out} = Add ({total}, {next})\n"));
+        total = out;
+    }
+    if sums.len() == 1 {
+        body.push_str(&format!("   [out] y = Identity ({total})\n"));
+    }
+    format!(
+        "<ir_version: 10, opset_import: [\"\" : 17]>\ng (float[T,4] x, float[T,{experts}] logits) => (float[4] y) <int64[1] k = {{{k}}}, int64 zero = {{0}}, int64[1] axis0 = {{0}}, {}> {{\n{body}}}",
+        ids.join(", ")
+    )
+}
+
 /// Deterministic pseudo-random inputs for every graph input, symbolic dims bound to `dim`.
 pub fn inputs(model: &Model, dim: usize, seed: u64) -> Vec<Tensor> {
     inputs_sized(model, &[dim], seed)

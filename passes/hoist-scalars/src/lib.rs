@@ -34,8 +34,7 @@ use onnx_rewrite_facts::fit;
 use onnx_rewrite_ir::edit::{self, Names, Transaction};
 use onnx_rewrite_ir::{Model, ValueId};
 use onnx_rewrite_ort_kernels as ort;
-use onnx_rewrite_pass::describe_graph;
-use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport};
+use onnx_rewrite_pass::{Pass, PassContext, PassError, PassOption, PassReport, describe_graph};
 use onnx_rewrite_placement::{self as placement, PredictOptions, Prediction, predict};
 use serde_json::Value;
 

@@ -447,19 +447,19 @@ fn declined_when_an_integer_division_may_divide_by_zero() {
     ));
 }
 
-#[test]
-fn declined_when_a_branch_makes_a_sequence() {
-    // Not executed: the outputs are sequences.
-    let before = model(&format!(
-        "{HEADER}\n{}",
-        r#"g (bool c, float[3] x) => (seq(float[3]) y) {
+/// An `If` whose branches make sequences: declined (Where selects tensors only).
+const SEQUENCE_BRANCHES: &str = r#"g (bool c, float[3] x) => (seq(float[3]) y) {
    [cond] y = If (c) <then_branch: graph = t () => (seq(float[3]) a) {
       [seq] a = SequenceConstruct (x)
    }, else_branch: graph = e () => (seq(float[3]) b) {
       [seq2] b = SequenceConstruct (x, x)
    }>
-}"#
-    ));
+}"#;
+
+#[test]
+fn declined_when_a_branch_makes_a_sequence() {
+    // Not executed: the outputs are sequences.
+    let before = model(&format!("{HEADER}\n{}", SEQUENCE_BRANCHES));
     let (after, report) = onnx_rewrite_testkit::apply(&LowerIfPass, &before);
     assert_eq!(count_ops(&after, "If"), 1);
     insta::assert_snapshot!(snapshot(&after, &report));
@@ -621,16 +621,7 @@ fn a_sound_and_an_unsound_if_in_one_graph() {
 /// `--trace-rules`: an `If` left is a line of the trace too.
 #[test]
 fn a_decline_is_in_the_trace() {
-    let before = model(&format!(
-        "{HEADER}\n{}",
-        r#"g (bool c, float[3] x) => (seq(float[3]) y) {
-   [cond] y = If (c) <then_branch: graph = t () => (seq(float[3]) a) {
-      [seq] a = SequenceConstruct (x)
-   }, else_branch: graph = e () => (seq(float[3]) b) {
-      [seq2] b = SequenceConstruct (x, x)
-   }>
-}"#
-    ));
+    let before = model(&format!("{HEADER}\n{}", SEQUENCE_BRANCHES));
     onnx_rewrite_testkit::assert_declines_traced(&LowerIfPass, &before, &[]);
 }
 

@@ -11,9 +11,9 @@
 //! layer: it stays data-dependent, and it may be a baked trace missing experts. The pass
 //! declines it by name and the CLI warns of it after every `apply`, whatever the passes.
 
-use onnx_rewrite_facts::GraphFacts;
+use onnx_rewrite_facts::PerGraph;
 use onnx_rewrite_ir::{GraphId, Model, NodeId, Use, ValueId};
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashSet as HashSet;
 
 /// One region: the router, the expert test, and where the dispatch happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +176,7 @@ pub struct Baked {
 /// like that, and a refusal must never fall on a complete model (a top-1 trace that kept one
 /// expert is still declined and warned of, not refused).
 pub fn baked(model: &Model, regions: &[Dispatch]) -> Vec<Baked> {
-    let mut facts = Facts::default();
+    let mut facts = PerGraph::default();
     let mut routers: Vec<NodeId> = regions.iter().map(|r| r.router).collect();
     routers.sort_unstable();
     routers.dedup();
@@ -210,21 +210,8 @@ pub fn baked(model: &Model, regions: &[Dispatch]) -> Vec<Baked> {
     out
 }
 
-/// Each graph inferred once, on first need.
-#[derive(Default)]
-struct Facts(HashMap<GraphId, Option<GraphFacts>>);
-
-impl Facts {
-    fn of(&mut self, model: &Model, graph: GraphId) -> Option<&mut GraphFacts> {
-        self.0
-            .entry(graph)
-            .or_insert_with(|| GraphFacts::of(model, graph).ok())
-            .as_mut()
-    }
-}
-
 /// The router's expert count: its scores' dim on the `TopK` axis, when known.
-fn expert_count(model: &Model, router: NodeId, facts: &mut Facts) -> Option<i64> {
+fn expert_count(model: &Model, router: NodeId, facts: &mut PerGraph) -> Option<i64> {
     let n = model.node(router);
     let scores = n.inputs().first().copied().flatten()?;
     let axis = n.attribute("axis").and_then(|a| a.proto.i).unwrap_or(-1);
@@ -235,7 +222,7 @@ fn expert_count(model: &Model, router: NodeId, facts: &mut Facts) -> Option<i64>
 }
 
 /// The expert id an `Equal` test compares against, when it is a one-element integer constant.
-fn tested_id(model: &Model, test: NodeId, facts: &mut Facts) -> Option<i64> {
+fn tested_id(model: &Model, test: NodeId, facts: &mut PerGraph) -> Option<i64> {
     let n = model.node(test);
     if n.op_type() != "Equal" {
         return None;
